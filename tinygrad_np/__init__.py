@@ -1,0 +1,14 @@
+"""tinygrad_np: a small reverse-mode autodiff framework on numpy."""
+
+from . import ops
+from .gradcheck import GradcheckError, gradcheck, numerical_grads
+from .ops import Op
+from .tensor import (Tensor, concatenate, is_grad_enabled, no_grad, ones, randn, stack, uniform,
+                     where, zeros)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GradcheckError", "Op", "Tensor", "concatenate", "gradcheck", "is_grad_enabled", "no_grad",
+    "numerical_grads", "ones", "ops", "randn", "stack", "uniform", "where", "zeros",
+]

@@ -1,0 +1,573 @@
+"""Tensor: construction, graph recording (_apply), the backward engine, operators and composite ops.
+
+Composites here never define a backward: their gradients come from the primitives in ops.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import math
+
+import numpy as np
+
+from . import ops
+from ._shapes import broadcast_shape, normalize_axis
+
+_grad_enabled = contextvars.ContextVar("tinygrad_np_grad_enabled", default=True)
+_RELEASED = "released"  # marks a node whose op was freed by backward(); its graph cannot be re-run
+
+
+def is_grad_enabled() -> bool:
+    """False inside no_grad()."""
+    return _grad_enabled.get()
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Record no graph inside: ``with no_grad(): ...``, ``@no_grad()`` or ``@no_grad``."""
+
+    def __init__(self, func=None):
+        self._func, self._tokens = func, []
+        if func is not None:
+            functools.update_wrapper(self, func)
+
+    def __enter__(self):
+        self._tokens.append(_grad_enabled.set(False))
+        return self
+
+    def __exit__(self, *exc):
+        _grad_enabled.reset(self._tokens.pop())
+        return False
+
+    def __call__(self, *args, **kwargs):
+        if self._func is None:  # used as @no_grad(): decorate the function we are given
+            return super().__call__(*args, **kwargs)
+        with no_grad():
+            return self._func(*args, **kwargs)
+
+
+def _is_float(dtype) -> bool:
+    return dtype.kind == "f"
+
+
+def _shape_arg(shape) -> tuple[int, ...]:
+    """Accept f(2, 3), f((2, 3)) and f([2, 3])."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return tuple(int(n) for n in shape)
+
+
+class Tensor:
+    """An ndarray that records the operations that made it, for reverse-mode autodiff."""
+
+    __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "__weakref__")
+    __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        dtype = np.dtype(np.float32 if dtype is None else dtype)
+        if requires_grad and not _is_float(dtype):
+            raise TypeError(
+                f"Tensor: requires_grad=True needs a floating dtype, got {dtype}; "
+                f"pass dtype=np.float32 (or float64) to differentiate"
+            )
+        self.data = np.asarray(data, dtype=dtype)  # no copy when data is already an ndarray of dtype
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._op = None
+        self._parents = ()
+
+    @staticmethod
+    def _wrap(data) -> Tensor:
+        """A Tensor around an array, without copying or casting."""
+        t = Tensor.__new__(Tensor)
+        t.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        t.grad, t.requires_grad, t._op, t._parents = None, False, None, ()
+        return t
+
+    @staticmethod
+    def _lift(x, dtype=None) -> Tensor:
+        """x as a Tensor; constants become arrays of dtype (when given) that need no gradient."""
+        if isinstance(x, Tensor):
+            return x
+        return Tensor._wrap(np.asarray(x, dtype=dtype))
+
+    @staticmethod
+    def _apply(op_cls, *parents: Tensor, **attrs) -> Tensor:
+        """Run op_cls forward on the parents' data; record it for backward when any parent needs grad."""
+        needs = tuple(p.requires_grad for p in parents) if _grad_enabled.get() else (False,) * len(parents)
+        op = op_cls(needs)
+        out = Tensor._wrap(op.forward(*[p.data for p in parents], **attrs))
+        if op.keeps_dtype and parents and _is_float(parents[0].data.dtype) \
+                and out.data.dtype != parents[0].data.dtype:
+            raise RuntimeError(f"{op_cls.__name__}.forward returned {out.data.dtype} for "
+                               f"{parents[0].data.dtype} input; an op must keep its input dtype")
+        if any(needs):
+            out.requires_grad, out._op, out._parents = True, op, parents
+        return out
+
+    # --- constructors ---
+
+    @staticmethod
+    def zeros(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
+        """A tensor of zeros: Tensor.zeros(2, 3) or Tensor.zeros((2, 3))."""
+        return Tensor(np.zeros(_shape_arg(shape), dtype), requires_grad=requires_grad, dtype=dtype)
+
+    @staticmethod
+    def ones(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
+        """A tensor of ones."""
+        return Tensor(np.ones(_shape_arg(shape), dtype), requires_grad=requires_grad, dtype=dtype)
+
+    @staticmethod
+    def randn(*shape, rng: np.random.Generator | None = None, dtype=np.float32,
+              requires_grad=False) -> Tensor:
+        """Standard normal samples drawn from rng (a fresh unseeded generator when None)."""
+        rng = np.random.default_rng() if rng is None else rng
+        data = rng.standard_normal(_shape_arg(shape)).astype(dtype, copy=False)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+    @staticmethod
+    def uniform(*shape, low=0.0, high=1.0, rng: np.random.Generator | None = None,
+                dtype=np.float32, requires_grad=False) -> Tensor:
+        """Uniform samples in [low, high) drawn from rng (a fresh unseeded generator when None)."""
+        rng = np.random.default_rng() if rng is None else rng
+        data = rng.uniform(low, high, _shape_arg(shape)).astype(dtype, copy=False)
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+    # --- the engine ---
+
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) * grad into every leaf's .grad that requires grad.
+
+        Gradients add up across calls until reset (``t.grad = None`` or ``optimizer.zero_grad()``).
+        The graph is freed as it is walked unless retain_graph=True; a freed graph cannot be
+        walked again.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward(): this tensor does not require grad; create the inputs "
+                               "with requires_grad=True (and not under no_grad())")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() without grad= needs a scalar (size-1) tensor, got shape "
+                    f"{self.shape}; reduce first (loss.mean() or loss.sum()) or pass grad="
+                )
+            grad = np.ones_like(self.data)
+        else:
+            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward(): grad has shape {grad.shape}, tensor has shape "
+                                 f"{self.shape}; pass a grad of the tensor's shape")
+            grad = grad.astype(self.dtype, copy=False)
+        pending = {id(self): grad}
+        for node in _toposort(self):
+            g = pending.pop(id(node), None)  # pop: free each gradient once consumed
+            if g is None:
+                continue
+            op = node._op
+            if op is None:  # a leaf: accumulate out of place into an array the leaf owns
+                node.grad = np.array(g) if node.grad is None else node.grad + g
+                continue
+            _propagate(op, node._parents, op.backward(g), pending)
+            if not retain_graph:
+                node._op, node._parents = _RELEASED, ()
+
+    # --- properties and conversions ---
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def T(self) -> Tensor:
+        return self.transpose()
+
+    def numpy(self) -> np.ndarray:
+        """The data as an ndarray (shared, not copied)."""
+        return self.data
+
+    def item(self) -> float:
+        """The value of a size-1 tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item(): needs a size-1 tensor, got shape {self.shape}; "
+                             f"index or reduce first")
+        return self.data.item()
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph."""
+        return Tensor._wrap(self.data)
+
+    def astype(self, dtype) -> Tensor:
+        """A cast; gradients are cast back to this tensor's dtype."""
+        dtype = np.dtype(dtype)
+        return self if dtype == self.dtype else Tensor._apply(ops.Cast, self, dtype=dtype)
+
+    def __array__(self, dtype=None, copy=None):
+        return np.array(self.data, dtype=dtype, copy=copy) if copy else np.asarray(self.data, dtype)
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = (np.array2string(self.data, precision=4, separator=", ", threshold=8)
+                if self.size <= 8 else f"<shape {self.shape}>")
+        extra = "" if self.dtype == np.float32 else f", dtype={self.dtype}"
+        if self.requires_grad:
+            extra += ", requires_grad=True" if self._op in (None, _RELEASED) else \
+                f", op={type(self._op).__name__}"
+        return f"Tensor({body}{extra})"
+
+    # --- binary operators (numpy broadcasting) ---
+
+    def _pair(self, other, name: str) -> tuple[Tensor, Tensor] | None:
+        """self and other with one dtype, the operands that need grad broadcast to the output's shape."""
+        if isinstance(other, Tensor):
+            self, other = _unify(self, other, name)
+        elif isinstance(other, (int, float, bool, np.ndarray, np.generic, list, tuple)):
+            other = Tensor._wrap(np.asarray(other, self.dtype if _is_float(self.dtype) else None))
+        else:
+            return None
+        if self.shape == other.shape:
+            return self, other
+        shape = broadcast_shape(name, self.shape, other.shape)
+        return self._grow(shape), other._grow(shape)
+
+    def _grow(self, shape) -> Tensor:
+        """Broadcast to shape when a gradient must flow back through the broadcast."""
+        if self.shape == shape or not (self.requires_grad and _grad_enabled.get()):
+            return self
+        return Tensor._apply(ops.Expand, self, shape=shape)
+
+    def _binary(self, op_cls, other, name: str, reflected: bool = False):
+        pair = self._pair(other, name)
+        if pair is None:
+            return NotImplemented
+        return Tensor._apply(op_cls, *(pair[::-1] if reflected else pair))
+
+    def __add__(self, other):
+        return self._binary(ops.Add, other, "add")
+
+    def __radd__(self, other):
+        return self._binary(ops.Add, other, "add", reflected=True)
+
+    def __mul__(self, other):
+        return self._binary(ops.Mul, other, "mul")
+
+    def __rmul__(self, other):
+        return self._binary(ops.Mul, other, "mul", reflected=True)
+
+    def __truediv__(self, other):
+        return self._binary(ops.Div, other, "div")
+
+    def __rtruediv__(self, other):
+        return self._binary(ops.Div, other, "div", reflected=True)
+
+    def __pow__(self, other):
+        return self._binary(ops.Pow, other, "pow")
+
+    def __rpow__(self, other):
+        return self._binary(ops.Pow, other, "pow", reflected=True)
+
+    def __sub__(self, other):
+        pair = self._pair(other, "sub")
+        return NotImplemented if pair is None else pair[0] + (-pair[1])
+
+    def __rsub__(self, other):
+        pair = self._pair(other, "sub")
+        return NotImplemented if pair is None else pair[1] + (-pair[0])
+
+    def __neg__(self):
+        return Tensor._apply(ops.Neg, self)
+
+    def maximum(self, other) -> Tensor:
+        """Elementwise max; at ties the gradient is split evenly (as PyTorch)."""
+        return self._binary(ops.Maximum, other, "maximum")
+
+    def minimum(self, other) -> Tensor:
+        """Elementwise min; at ties the gradient is split evenly (as PyTorch)."""
+        pair = self._pair(other, "minimum")
+        return -(-pair[0]).maximum(-pair[1])
+
+    def matmul(self, other) -> Tensor:
+        """np.matmul semantics: 1-D, 2-D and batched operands with broadcast batch dimensions."""
+        other = Tensor._lift(other, self.dtype)
+        if self.dtype != other.dtype:
+            raise TypeError(f"matmul: dtypes {self.dtype} and {other.dtype} differ; cast one "
+                            f"with .astype()")
+        return Tensor._apply(ops.MatMul, self, other)
+
+    def __matmul__(self, other):
+        return self.matmul(other) if isinstance(other, (Tensor, np.ndarray, list)) else NotImplemented
+
+    def __rmatmul__(self, other):
+        return Tensor._lift(other, self.dtype).matmul(self) \
+            if isinstance(other, (np.ndarray, list)) else NotImplemented
+
+    # --- comparisons: bool tensors that carry no gradient ---
+
+    def _compare(self, ufunc, other, name: str) -> Tensor:
+        other = other.data if isinstance(other, Tensor) else np.asarray(other)
+        broadcast_shape(name, self.shape, other.shape)
+        return Tensor._wrap(ufunc(self.data, other))
+
+    def eq(self, other) -> Tensor:
+        """Elementwise ==, as a bool tensor (``==`` itself stays identity, so tensors hash)."""
+        return self._compare(np.equal, other, "eq")
+
+    def ne(self, other) -> Tensor:
+        """Elementwise !=, as a bool tensor."""
+        return self._compare(np.not_equal, other, "ne")
+
+    def __lt__(self, other):
+        return self._compare(np.less, other, "lt")
+
+    def __le__(self, other):
+        return self._compare(np.less_equal, other, "le")
+
+    def __gt__(self, other):
+        return self._compare(np.greater, other, "gt")
+
+    def __ge__(self, other):
+        return self._compare(np.greater_equal, other, "ge")
+
+    # --- unary ---
+
+    def exp(self) -> Tensor:
+        return Tensor._apply(ops.Exp, self)
+
+    def log(self) -> Tensor:
+        return Tensor._apply(ops.Log, self)
+
+    def relu(self) -> Tensor:
+        """max(x, 0), with relu'(0) = 0 (as PyTorch)."""
+        return Tensor._apply(ops.ReLU, self)
+
+    def tanh(self) -> Tensor:
+        return Tensor._apply(ops.Tanh, self)
+
+    def sigmoid(self) -> Tensor:
+        return Tensor._apply(ops.Sigmoid, self)
+
+    def sqrt(self) -> Tensor:
+        return self**0.5
+
+    def abs(self) -> Tensor:
+        """|x|, with abs'(0) = 0 (as PyTorch)."""
+        return self.relu() + (-self).relu()
+
+    def clip(self, low=None, high=None) -> Tensor:
+        """Values limited to [low, high]; the gradient passes where low <= x <= high (as torch.clamp)."""
+        inside = np.ones(self.shape, bool)
+        if low is not None:
+            inside &= self.data >= low
+        if high is not None:
+            inside &= self.data <= high
+        return where(inside, self, np.clip(self.data, low, high))
+
+    # --- reductions ---
+
+    def sum(self, axis=None, keepdims: bool = False) -> Tensor:
+        return Tensor._apply(ops.Sum, self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims: bool = False) -> Tensor:
+        """Maximum over axis; tied maxima share the gradient evenly (as torch.amax)."""
+        return Tensor._apply(ops.Max, self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims: bool = False) -> Tensor:
+        """Minimum over axis; tied minima share the gradient evenly (as torch.amin)."""
+        return -(-self).max(axis, keepdims)
+
+    def mean(self, axis=None, keepdims: bool = False) -> Tensor:
+        axes = normalize_axis(axis, self.ndim, "mean")
+        count = math.prod(self.shape[a] for a in axes)
+        return self.sum(axes, keepdims) * (1.0 / count)  # a Python float keeps float32 float32
+
+    def _shift(self, axis) -> np.ndarray:
+        """The max along axis (keepdims), a constant that stabilises exp; non-finite maxima become 0."""
+        m = self.data.max(axis=normalize_axis(axis, self.ndim, "logsumexp"), keepdims=True)
+        return np.where(np.isfinite(m), m, 0)
+
+    def logsumexp(self, axis=None, keepdims: bool = False) -> Tensor:
+        """log(sum(exp(x))) along axis, computed stably."""
+        m = self._shift(axis)
+        out = (self - m).exp().sum(axis, keepdims=True).log() + m
+        return out if keepdims else out.squeeze(axis)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        e = (self - self._shift(axis)).exp()  # the shift cancels in the ratio; it only avoids overflow
+        return e / e.sum(axis, keepdims=True)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        shifted = self - self._shift(axis)  # constant shift: stability only; gradients are shift-invariant
+        return shifted - shifted.exp().sum(axis, keepdims=True).log()
+
+    # --- movement ---
+
+    def reshape(self, *shape) -> Tensor:
+        return Tensor._apply(ops.Reshape, self, shape=_shape_arg(shape))
+
+    def transpose(self, *axes) -> Tensor:
+        """Permute axes (reversed when none are given), as ndarray.transpose."""
+        axes = _shape_arg(axes) if axes else tuple(range(self.ndim))[::-1]
+        return Tensor._apply(ops.Transpose, self, axes=axes)
+
+    def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
+        """Merge axes start_axis..end_axis into one."""
+        if self.ndim == 0:
+            return self.reshape(1)
+        lo, hi = (normalize_axis(a, self.ndim, "flatten")[0] for a in (start_axis, end_axis))
+        if lo > hi:
+            raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis}")
+        return self.reshape(self.shape[:lo] + (-1,) + self.shape[hi + 1:])
+
+    def expand(self, *shape) -> Tensor:
+        """Broadcast to shape (-1 keeps a dimension), as torch.expand."""
+        shape = _shape_arg(shape)
+        pad = len(shape) - self.ndim
+        shape = tuple(self.shape[i - pad] if n == -1 and i >= pad else n for i, n in enumerate(shape))
+        return self if shape == self.shape else Tensor._apply(ops.Expand, self, shape=shape)
+
+    def broadcast_to(self, shape) -> Tensor:
+        return self.expand(shape)
+
+    def squeeze(self, axis=None) -> Tensor:
+        """Remove size-1 axes (all of them when axis is None)."""
+        axes = normalize_axis(axis, self.ndim, "squeeze")
+        if axis is not None and any(self.shape[a] != 1 for a in axes):
+            raise ValueError(f"squeeze: axis {axis} of shape {self.shape} does not have size 1")
+        return self.reshape(tuple(n for i, n in enumerate(self.shape)
+                                  if not (i in axes and n == 1)))
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        """Insert a size-1 axis at position axis (of the result)."""
+        a = normalize_axis(axis, self.ndim + 1, "unsqueeze")[0]
+        return self.reshape(self.shape[:a] + (1,) + self.shape[a:])
+
+    def __getitem__(self, index) -> Tensor:
+        """numpy indexing: ints, slices, None, ..., integer and boolean arrays (or Tensors)."""
+        index = tuple(map(_index_part, index)) if isinstance(index, tuple) else _index_part(index)
+        try:
+            return Tensor._apply(ops.Index, self, index=index)
+        except IndexError as e:
+            raise IndexError(f"index: {e} (tensor shape {self.shape})") from None
+
+    def __setitem__(self, index, value):
+        raise TypeError("Tensor does not support item assignment: build a new tensor with "
+                        "where(mask, value, t) or concatenate()")
+
+
+def _unify(a: Tensor, b: Tensor, name: str) -> tuple[Tensor, Tensor]:
+    """Give a and b one dtype: a non-float operand takes the float one's; two floats must agree."""
+    if a.dtype == b.dtype:
+        return a, b
+    if _is_float(a.dtype) and _is_float(b.dtype):
+        raise TypeError(f"{name}: dtypes {a.dtype} and {b.dtype} differ (no silent upcasts); cast "
+                        f"one with .astype(np.{a.dtype}) or .astype(np.{b.dtype})")
+    if _is_float(a.dtype):
+        return a, Tensor._wrap(b.data.astype(a.dtype))
+    if _is_float(b.dtype):
+        return Tensor._wrap(a.data.astype(b.dtype)), b
+    return a, b
+
+
+def _index_part(i):
+    if isinstance(i, Tensor):
+        i = i.data
+    elif isinstance(i, list):
+        i = np.asarray(i)
+    if isinstance(i, np.ndarray) and i.dtype.kind == "f":
+        raise IndexError(f"index arrays must be integer or bool, got {i.dtype}; use .astype(np.int64)")
+    return i
+
+
+def _propagate(op, parents, grads, pending: dict) -> None:
+    """Add an op's input gradients into pending, checking each against its input (bugs name the op)."""
+    name = type(op).__name__
+    if not isinstance(grads, tuple) or len(grads) != len(parents):
+        raise RuntimeError(f"{name}.backward must return a tuple with one entry per input "
+                           f"({len(parents)}), got {type(grads).__name__}")
+    for i, (parent, pg) in enumerate(zip(parents, grads)):
+        if not parent.requires_grad:
+            continue
+        if pg is None:
+            raise RuntimeError(f"{name}.backward returned None for input {i}, which needs a gradient")
+        if pg.shape != parent.shape or pg.dtype != parent.dtype:
+            raise RuntimeError(f"{name}.backward returned a grad of shape {pg.shape} ({pg.dtype}) for "
+                               f"input {i} of shape {parent.shape} ({parent.dtype}): a bug in {name}")
+        prev = pending.get(id(parent))
+        pending[id(parent)] = pg if prev is None else prev + pg  # out of place: pg may be shared
+
+
+def _toposort(root: Tensor) -> list[Tensor]:
+    """Nodes reachable from root, every node before the nodes it was computed from. No recursion."""
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if children_done:
+            order.append(node)
+        elif id(node) not in seen:
+            if node._op is _RELEASED:
+                raise RuntimeError("backward(): this graph was freed by an earlier backward(); run "
+                                   "the forward again, or pass retain_graph=True the first time")
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((p, False) for p in node._parents if p.requires_grad)
+    return order[::-1]
+
+
+# --- module functions ---
+
+
+def where(cond, x, y) -> Tensor:
+    """x where cond else y, broadcasting all three; cond carries no gradient."""
+    cond = np.asarray(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)
+    ref = x if isinstance(x, Tensor) else y if isinstance(y, Tensor) else Tensor(x)
+    x, y = _unify(Tensor._lift(x, ref.dtype), Tensor._lift(y, ref.dtype), "where")
+    shape = broadcast_shape("where", cond.shape, x.shape, y.shape)
+    return Tensor._apply(ops.Where, x._grow(shape), y._grow(shape), cond=cond)
+
+
+def concatenate(tensors, axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis."""
+    tensors = [Tensor._lift(t) for t in tensors]
+    return Tensor._apply(ops.Concatenate, *tensors, axis=axis)
+
+
+def stack(tensors, axis: int = 0) -> Tensor:
+    """Join tensors along a new axis."""
+    tensors = [Tensor._lift(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: needs at least one tensor")
+    return concatenate([t.unsqueeze(axis) for t in tensors], axis=axis)
+
+
+def zeros(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
+    return Tensor.zeros(*shape, dtype=dtype, requires_grad=requires_grad)
+
+
+def ones(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
+    return Tensor.ones(*shape, dtype=dtype, requires_grad=requires_grad)
+
+
+def randn(*shape, rng=None, dtype=np.float32, requires_grad=False) -> Tensor:
+    return Tensor.randn(*shape, rng=rng, dtype=dtype, requires_grad=requires_grad)
+
+
+def uniform(*shape, low=0.0, high=1.0, rng=None, dtype=np.float32, requires_grad=False) -> Tensor:
+    return Tensor.uniform(*shape, low=low, high=high, rng=rng, dtype=dtype, requires_grad=requires_grad)
