@@ -1,0 +1,273 @@
+"""The table of op cases shared by the gradient, PyTorch and dtype tests.
+
+Each case: a function of Tensors (plus keyword arguments), a strategy drawing (arrays, kwargs) with the
+op's domain in it, and the same function written for PyTorch (None where PyTorch has no equivalent).
+Primitive cases are keyed by the primitive's class name, so a primitive without a case fails a test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from hypothesis import strategies as st
+
+import tinygrad_np as tg
+
+try:
+    import torch
+except ImportError:  # the torch columns are used only by test_ops_torch.py, which skips without it
+    torch = None
+from tinygrad_np.testing import (array_and_axis, arrays, broadcastable_arrays, broadcastable_pair,
+                                 distinct_arrays, matmul_pair, shapes)
+
+
+@dataclass(frozen=True)
+class Case:
+    fn: Callable
+    inputs: st.SearchStrategy  # draws (tuple of float64 arrays, dict of keyword arguments)
+    torch_fn: Callable | None = None
+
+
+def plain(strategy):
+    """A strategy of tuples of arrays -> (arrays, {})."""
+    return strategy.map(lambda xs: (xs, {}))
+
+
+def one(strategy):
+    """A strategy of single arrays -> ((x,), {})."""
+    return strategy.map(lambda x: ((x,), {}))
+
+
+def with_axis(distinct=False, lo=-3.0, hi=3.0, keepdims=True, allow_tuple=True, min_dims=0):
+    @st.composite
+    def draw_case(draw):
+        x, axis = draw(array_and_axis(lo, hi, distinct=distinct, allow_tuple=allow_tuple,
+                                      min_dims=min_dims))
+        kwargs = {"axis": axis}
+        if keepdims:
+            kwargs["keepdims"] = draw(st.booleans())
+        return (x,), kwargs
+
+    return draw_case()
+
+
+def dims(axis, ndim):
+    """numpy axis -> torch dim (None reduces everything: every axis, explicitly)."""
+    return tuple(range(ndim)) if axis is None else axis
+
+
+@st.composite
+def reshape_case(draw):
+    x = draw(arrays())
+    sizes = [n for n in range(1, x.size + 1) if x.size % n == 0]
+    first = draw(st.sampled_from(sizes))
+    shape = draw(st.sampled_from([(first, x.size // first), (x.size,), (-1, first), (first, 1, -1)]))
+    return (x,), {"shape": shape}
+
+
+@st.composite
+def transpose_case(draw):
+    x = draw(arrays())
+    return (x,), {"axes": tuple(draw(st.permutations(range(x.ndim))))}
+
+
+@st.composite
+def expand_case(draw):
+    x = draw(arrays(shapes(max_dims=2)))
+    stretched = tuple(draw(st.integers(1, 3)) if n == 1 else n for n in x.shape)
+    lead = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    return (x,), {"shape": lead + stretched}
+
+
+@st.composite
+def index_case(draw):
+    """Basic (ints, slices, None, ...) and advanced (integer arrays, repeated entries) indexing."""
+    x = draw(arrays(shapes(min_dims=1)))
+    kind = draw(st.sampled_from(["int", "slice", "array", "pair", "ellipsis"]))
+    n = x.shape[0]
+    if kind == "int":
+        index = draw(st.integers(-n, n - 1))
+    elif kind == "slice":
+        index = slice(draw(st.integers(0, n - 1)), None, draw(st.sampled_from([1, 2, -1])))
+    elif kind == "array":  # repeated indices must add up in the gradient
+        index = np.array(draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=6)))
+    elif kind == "pair" and x.ndim >= 2:  # the logp[np.arange(n), labels] pattern
+        rows = np.array(draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=5)))
+        cols = np.array([draw(st.integers(0, x.shape[1] - 1)) for _ in rows])
+        index = (rows, cols)
+    else:
+        index = (Ellipsis, 0) if x.ndim >= 2 else (None, slice(None))
+    return (x,), {"index": index}
+
+
+def _torch_index(index):
+    def part(i):
+        return torch.from_numpy(i) if isinstance(i, np.ndarray) else i
+
+    if isinstance(index, slice) and index.step == -1:
+        return None  # torch has no negative steps
+    return tuple(map(part, index)) if isinstance(index, tuple) else part(index)
+
+
+@st.composite
+def concat_case(draw):
+    base = draw(shapes(min_dims=1))
+    axis = draw(st.integers(-len(base), len(base) - 1))
+    xs = []
+    for _ in range(draw(st.integers(1, 3))):
+        shape = list(base)
+        shape[axis] = draw(st.integers(1, 3))
+        xs.append(draw(arrays(tuple(shape))))
+    return tuple(xs), {"axis": axis}
+
+
+@st.composite
+def stack_case(draw):
+    shape = draw(shapes())
+    xs = tuple(draw(arrays(shape)) for _ in range(draw(st.integers(1, 3))))
+    return xs, {"axis": draw(st.integers(-len(shape) - 1, len(shape)))}
+
+
+@st.composite
+def where_case(draw):
+    x, y, c = draw(broadcastable_arrays(3))
+    return (x, y), {"cond": c > 0}
+
+
+@st.composite
+def clip_case(draw):
+    lo = draw(st.floats(-2, 0))
+    hi = lo + draw(st.floats(0.5, 2))
+    x = draw(arrays(away_from=(lo, hi)))
+    return (x,), {"low": lo, "high": hi}
+
+
+@st.composite
+def squeeze_case(draw):
+    x = draw(arrays())
+    ones = [i for i, n in enumerate(x.shape) if n == 1]
+    axis = draw(st.sampled_from([None] + ones))
+    return (x,), {"axis": axis}
+
+
+@st.composite
+def unsqueeze_case(draw):
+    x = draw(arrays())
+    return (x,), {"axis": draw(st.integers(-x.ndim - 1, x.ndim))}
+
+
+@st.composite
+def flatten_case(draw):
+    x = draw(arrays(shapes(min_dims=1)))
+    lo = draw(st.integers(0, x.ndim - 1))
+    return (x,), {"start_axis": lo, "end_axis": draw(st.integers(lo, x.ndim - 1))}
+
+
+POSITIVE = arrays(lo=0.1, hi=10.0)
+NONZERO = arrays(away_from=(0.0,), margin=0.3)
+
+
+def _t_logsumexp(a, axis, keepdims):
+    return a.logsumexp(dim=dims(axis, a.ndim), keepdim=keepdims)
+
+
+def _t_flatten(a, start_axis, end_axis):
+    return a.flatten(start_axis, end_axis)
+
+
+def _t_squeeze(a, axis):
+    return a.squeeze() if axis is None else a.squeeze(axis)
+
+
+def _t_whole(a, axis, name):
+    """torch's softmax needs an int dim; ours takes axis=None for all elements, as scipy does."""
+    if axis is None:
+        return getattr(a.reshape(-1), name)(0).reshape(a.shape)
+    return getattr(a, name)(axis)
+
+
+def _t_clip(a, low, high):
+    return a.clamp(low, high)
+
+
+GRAD_CASES: dict[str, Case] = {
+    # --- primitives (keyed by class name) ---
+    "Neg": Case(lambda a: -a, one(arrays()), lambda a: -a),
+    "Exp": Case(lambda a: a.exp(), one(arrays(lo=-5, hi=5)), lambda a: a.exp()),
+    "Log": Case(lambda a: a.log(), one(POSITIVE), lambda a: a.log()),
+    "ReLU": Case(lambda a: a.relu(), one(arrays(away_from=(0.0,))), lambda a: a.relu()),
+    "Tanh": Case(lambda a: a.tanh(), one(arrays()), lambda a: a.tanh()),
+    "Sigmoid": Case(lambda a: a.sigmoid(), one(arrays(lo=-8, hi=8)), lambda a: a.sigmoid()),
+    "Cast": Case(lambda a: (a.astype(np.longdouble) * 3).astype(np.float64), one(arrays()), None),
+    "Add": Case(lambda a, b: a + b, plain(broadcastable_pair()), lambda a, b: a + b),
+    "Mul": Case(lambda a, b: a * b, plain(broadcastable_pair()), lambda a, b: a * b),
+    "Div": Case(lambda a, b: a / b, plain(broadcastable_arrays(2, away_from=(0.0,), margin=0.3)),
+                lambda a, b: a / b),
+    "Pow": Case(lambda a, b: a**b, broadcastable_pair(lo=0.1, hi=3.5).map(lambda p: ((p[0], p[1] - 1.5), {})),
+                lambda a, b: a**b),
+    "Maximum": Case(lambda a, b: a.maximum(b),
+                    plain(broadcastable_pair().filter(lambda p: np.all(np.abs(p[0] - p[1]) > 1e-3))),
+                    lambda a, b: a.maximum(b)),
+    "Where": Case(lambda a, b, cond: tg.where(cond, a, b), where_case(),
+                  lambda a, b, cond: torch.where(torch.from_numpy(np.asarray(cond)), a, b)),
+    "Sum": Case(lambda a, axis, keepdims: a.sum(axis, keepdims), with_axis(),
+                lambda a, axis, keepdims: a.sum(dim=dims(axis, a.ndim), keepdim=keepdims)),
+    "Max": Case(lambda a, axis, keepdims: a.max(axis, keepdims), with_axis(distinct=True),
+                lambda a, axis, keepdims: a.amax(dim=dims(axis, a.ndim), keepdim=keepdims)),
+    "Reshape": Case(lambda a, shape: a.reshape(shape), reshape_case(),
+                    lambda a, shape: a.reshape(shape)),
+    "Transpose": Case(lambda a, axes: a.transpose(axes), transpose_case(),
+                      lambda a, axes: a.permute(axes)),
+    "Expand": Case(lambda a, shape: a.expand(shape), expand_case(),
+                   lambda a, shape: a.expand(shape)),
+    "Index": Case(lambda a, index: a[index], index_case(),
+                  lambda a, index: a[_torch_index(index)] if _torch_index(index) is not None else None),
+    "Concatenate": Case(lambda *xs, axis: tg.concatenate(xs, axis), concat_case(),
+                        lambda *xs, axis: torch.cat(xs, axis)),
+    "MatMul": Case(lambda a, b: a @ b, plain(matmul_pair()), lambda a, b: a @ b),
+    # --- composites ---
+    "sub": Case(lambda a, b: a - b, plain(broadcastable_pair()), lambda a, b: a - b),
+    "rsub_const": Case(lambda a: 2.5 - a, one(arrays()), lambda a: 2.5 - a),
+    "rdiv_const": Case(lambda a: 2.0 / a, one(NONZERO), lambda a: 2.0 / a),
+    "pow_const": Case(lambda a: a**3, one(arrays()), lambda a: a**3),
+    "rpow_const": Case(lambda a: 2.0**a, one(arrays()), lambda a: 2.0**a),
+    "sqrt": Case(lambda a: a.sqrt(), one(POSITIVE), lambda a: a.sqrt()),
+    "abs": Case(lambda a: a.abs(), one(arrays(away_from=(0.0,))), lambda a: a.abs()),
+    "clip": Case(lambda a, low, high: a.clip(low, high), clip_case(), _t_clip),
+    "minimum": Case(lambda a, b: a.minimum(b),
+                    plain(broadcastable_pair().filter(lambda p: np.all(np.abs(p[0] - p[1]) > 1e-3))),
+                    lambda a, b: a.minimum(b)),
+    "mean": Case(lambda a, axis, keepdims: a.mean(axis, keepdims), with_axis(),
+                 lambda a, axis, keepdims: a.mean(dim=dims(axis, a.ndim), keepdim=keepdims)),
+    "min": Case(lambda a, axis, keepdims: a.min(axis, keepdims), with_axis(distinct=True),
+                lambda a, axis, keepdims: a.amin(dim=dims(axis, a.ndim), keepdim=keepdims)),
+    "logsumexp": Case(lambda a, axis, keepdims: a.logsumexp(axis, keepdims), with_axis(lo=-10, hi=10),
+                      _t_logsumexp),
+    "softmax": Case(lambda a, axis: a.softmax(axis),
+                    with_axis(keepdims=False, allow_tuple=False, min_dims=1, lo=-10, hi=10),
+                    lambda a, axis: _t_whole(a, axis, "softmax")),
+    "log_softmax": Case(lambda a, axis: a.log_softmax(axis),
+                        with_axis(keepdims=False, allow_tuple=False, min_dims=1, lo=-10, hi=10),
+                        lambda a, axis: _t_whole(a, axis, "log_softmax")),
+    "flatten": Case(lambda a, start_axis, end_axis: a.flatten(start_axis, end_axis), flatten_case(),
+                    _t_flatten),
+    "squeeze": Case(lambda a, axis: a.squeeze(axis), squeeze_case(), _t_squeeze),
+    "unsqueeze": Case(lambda a, axis: a.unsqueeze(axis), unsqueeze_case(),
+                      lambda a, axis: a.unsqueeze(axis)),
+    "stack": Case(lambda *xs, axis: tg.stack(xs, axis), stack_case(),
+                  lambda *xs, axis: torch.stack(xs, axis)),
+    "T": Case(lambda a: a.T, one(arrays()), lambda a: a.permute(tuple(reversed(range(a.ndim))))),
+    "linear_relu": Case(lambda x, w, b: (x @ w + b).relu(),
+                        st.tuples(arrays((3, 4)), arrays((4, 2)), arrays((2,), away_from=(0.0,)))
+                        .filter(lambda p: np.all(np.abs(p[0] @ p[1] + p[2]) > 1e-3))
+                        .map(lambda p: (p, {})),
+                        lambda x, w, b: (x @ w + b).relu()),
+    "nll_pick": Case(lambda a, labels: -a.log_softmax()[np.arange(len(labels)), labels].mean(),
+                     st.tuples(arrays((5, 3), lo=-10, hi=10), st.lists(st.integers(0, 2), min_size=5,
+                                                                          max_size=5))
+                     .map(lambda p: ((p[0],), {"labels": np.array(p[1])})),
+                     lambda a, labels: torch.nn.functional.cross_entropy(
+                         a, torch.from_numpy(labels))),
+}

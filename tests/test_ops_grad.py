@@ -1,0 +1,28 @@
+"""Every primitive and composite against central differences in float64, with a random cotangent."""
+
+import functools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cases import GRAD_CASES
+from tinygrad_np import Op, gradcheck, ops
+
+
+def primitives() -> set[str]:
+    return {name for name, obj in vars(ops).items()
+            if isinstance(obj, type) and issubclass(obj, Op) and obj is not Op}
+
+
+@pytest.mark.parametrize("name", sorted(GRAD_CASES))
+@given(data=st.data())
+def test_grad(name, data):
+    case = GRAD_CASES[name]
+    arrays, kwargs = data.draw(case.inputs)
+    assert gradcheck(functools.partial(case.fn, **kwargs), *arrays)
+
+
+def test_every_primitive_has_a_grad_case():
+    missing = primitives() - set(GRAD_CASES)
+    assert not missing, f"primitives without a gradient test: {sorted(missing)}"
