@@ -19,7 +19,8 @@ def run_both(case, arrays, kwargs, cot_seed=0):
     ours = [Tensor(a, dtype=np.float64, requires_grad=True) for a in arrays]
     theirs = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
     ref = case.torch_fn(*theirs, **kwargs)
-    assume(ref is not None)  # an input torch cannot express (e.g. a negative slice step)
+    if ref is None:  # an input torch cannot express (e.g. a negative slice step)
+        return False
     out = case.fn(*ours, **kwargs)
     assert out.shape == tuple(ref.shape)
     np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=1e-10, atol=1e-12)
@@ -30,6 +31,7 @@ def run_both(case, arrays, kwargs, cot_seed=0):
         expected = t.grad.numpy() if t.grad is not None else np.zeros(t.shape)
         assert x.grad.shape == expected.shape, f"input {i}"
         np.testing.assert_allclose(x.grad, expected, rtol=1e-10, atol=1e-12, err_msg=f"input {i}")
+    return True
 
 
 @pytest.mark.parametrize("name", TORCH_CASES)
@@ -37,7 +39,7 @@ def run_both(case, arrays, kwargs, cot_seed=0):
 def test_matches_torch(name, data):
     case = GRAD_CASES[name]
     arrays, kwargs = data.draw(case.inputs)
-    run_both(case, arrays, kwargs)
+    assume(run_both(case, arrays, kwargs))
 
 
 def test_relu_at_zero_matches_torch():

@@ -1,0 +1,157 @@
+"""Every user-facing error: typed, naming the op, the shapes or values, and the fix."""
+
+import numpy as np
+import pytest
+
+import tinygrad_np as tg
+from tinygrad_np import Op, Tensor
+
+
+def t(*shape, requires_grad=False):
+    return Tensor(np.ones(shape), requires_grad=requires_grad)
+
+
+def test_binary_shapes_do_not_broadcast():
+    with pytest.raises(ValueError, match=r"mul: shapes \(2, 3\) and \(4,\) do not broadcast"):
+        t(2, 3) * t(4)
+    with pytest.raises(ValueError, match=r"add: shapes \(2, 3\) and \(2,\) do not broadcast.*unsqueeze"):
+        t(2, 3) + np.ones(2)
+
+
+def test_matmul_inner_dimensions():
+    with pytest.raises(ValueError, match=r"matmul: expected \(\.\.\., n, k\) @ \(\.\.\., k, m\), got "
+                                         r"\(3, 4\) @ \(5, 2\): inner dimensions 4 and 5 differ; transpose"):
+        t(3, 4) @ t(5, 2)
+    with pytest.raises(ValueError, match=r"matmul: got \(\) @ \(3,\); a 0-d operand"):
+        t() @ t(3)
+    with pytest.raises(ValueError, match=r"matmul: batch dimensions of \(2, 3, 4\) @ \(5, 4, 2\)"):
+        t(2, 3, 4) @ t(5, 4, 2)
+
+
+def test_reshape_to_a_wrong_size():
+    with pytest.raises(ValueError, match=r"reshape: cannot reshape \(3, 4\) \(12 elements\) to \(5, 2\)"):
+        t(3, 4).reshape(5, 2)
+
+
+def test_axis_out_of_range():
+    with pytest.raises(ValueError, match=r"sum: axis 3 out of range for a 2-d tensor; use an axis in \[-2, 1\]"):
+        t(2, 3).sum(axis=3)
+    with pytest.raises(ValueError, match=r"max: axis -3 out of range"):
+        t(2, 3).max(axis=-3)
+    with pytest.raises(ValueError, match=r"mean: repeated axis"):
+        t(2, 3).mean(axis=(0, -2))
+    with pytest.raises(ValueError, match=r"logsumexp: axis 2 out of range"):
+        t(2, 3).log_softmax(axis=2)
+
+
+def test_backward_on_a_non_scalar_without_grad():
+    with pytest.raises(RuntimeError, match=r"needs a scalar \(size-1\) tensor, got shape \(2, 3\); "
+                                           r"reduce first \(loss.mean\(\) or loss.sum\(\)\) or pass grad="):
+        (t(2, 3, requires_grad=True) * 2.0).backward()
+
+
+def test_backward_with_a_wrong_shape_grad():
+    with pytest.raises(ValueError, match=r"backward\(\): grad has shape \(3,\), tensor has shape \(2, 3\)"):
+        (t(2, 3, requires_grad=True) * 2.0).backward(np.ones(3))
+
+
+def test_backward_on_a_tensor_that_needs_no_grad():
+    with pytest.raises(RuntimeError, match=r"does not require grad; create the inputs with requires_grad=True"):
+        t(2).sum().backward()
+
+
+def test_requires_grad_on_an_integer_tensor():
+    with pytest.raises(TypeError, match=r"requires_grad=True needs a floating dtype, got int64; "
+                                        r"pass dtype=np.float32"):
+        Tensor([1, 2], dtype=np.int64, requires_grad=True)
+
+
+def test_op_backward_with_a_wrong_shape_is_reported_as_a_bug_in_that_op():
+    class BadSum(Op):
+        def forward(self, x):
+            return np.asarray(x.sum())
+
+        def backward(self, grad):
+            return (np.full(3, grad),)  # wrong: the input is (2, 3)
+
+    with pytest.raises(RuntimeError, match=r"BadSum.backward returned a grad of shape \(3,\) \(float32\) "
+                                           r"for input 0 of shape \(2, 3\) \(float32\): a bug in BadSum"):
+        BadSum.apply(t(2, 3, requires_grad=True)).backward()
+
+
+def test_op_backward_returning_the_wrong_arity_or_none():
+    class NoTuple(Op):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, grad):
+            return grad * 2
+
+    class ForgetsInput(Op):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, grad):
+            return (None,)
+
+    with pytest.raises(RuntimeError, match=r"NoTuple.backward must return a tuple with one entry per input"):
+        NoTuple.apply(t(2, requires_grad=True)).sum().backward()
+    with pytest.raises(RuntimeError, match=r"ForgetsInput.backward returned None for input 0"):
+        ForgetsInput.apply(t(2, requires_grad=True)).sum().backward()
+
+
+def test_op_forward_that_changes_dtype_is_reported():
+    class Upcasts(Op):
+        def forward(self, x):
+            return x.astype(np.float64)
+
+    with pytest.raises(RuntimeError, match=r"Upcasts.forward returned float64 for float32 input"):
+        Upcasts.apply(t(2))
+
+
+def test_unsupported_operand_type():
+    with pytest.raises(TypeError, match=r"unsupported operand"):
+        t(2) + "a"
+    with pytest.raises(TypeError, match=r"unsupported operand"):
+        t(2) @ 3.0
+
+
+def test_index_out_of_range():
+    with pytest.raises(IndexError, match=r"index: index 5 is out of bounds .*\(tensor shape \(3,\)\)"):
+        t(3)[5]
+    with pytest.raises(IndexError, match=r"index arrays must be integer or bool, got float64"):
+        t(3)[np.array([0.0])]
+
+
+def test_item_assignment_is_refused_with_the_alternative():
+    with pytest.raises(TypeError, match=r"does not support item assignment.*where"):
+        t(3)[0] = 1.0
+
+
+def test_concatenate_shapes():
+    with pytest.raises(ValueError, match=r"concatenate: tensor 1 has shape \(2, 4\), tensor 0 has \(2, 3\).*"
+                                         r"except along axis 0"):
+        tg.concatenate([t(2, 3), t(2, 4)])
+    with pytest.raises(ValueError, match=r"stack: needs at least one tensor"):
+        tg.stack([])
+
+
+def test_movement_errors():
+    with pytest.raises(ValueError, match=r"squeeze: axis 0 of shape \(2, 1\) does not have size 1"):
+        t(2, 1).squeeze(0)
+    with pytest.raises(ValueError, match=r"transpose: axes \(0, 0\) are not a permutation"):
+        t(2, 3).transpose(0, 0)
+    with pytest.raises(ValueError, match=r"expand: cannot broadcast \(2, 3\) to \(4, 3\)"):
+        t(2, 3).expand(4, 3)
+
+
+def test_item_and_len():
+    with pytest.raises(ValueError, match=r"item\(\): needs a size-1 tensor, got shape \(2,\)"):
+        t(2).item()
+    with pytest.raises(TypeError, match=r"len\(\) of a 0-d tensor"):
+        len(t())
+
+
+def test_mixed_float_dtypes():
+    with pytest.raises(TypeError, match=r"matmul: dtypes float32 and float64 differ"):
+        t(2, 2) @ Tensor(np.ones((2, 2)), dtype=np.float64)
