@@ -1,6 +1,8 @@
 """tinygrad_np: a small reverse-mode autodiff framework on numpy."""
 
-from . import ops
+from . import data, nn, ops, optim
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore, save_checkpoint
+from .data import DataError, load_mnist
 from .gradcheck import GradcheckError, gradcheck, numerical_grads
 from .ops import Op
 from .tensor import (Tensor, concatenate, is_grad_enabled, no_grad, ones, randn, stack, uniform,
@@ -9,6 +11,8 @@ from .tensor import (Tensor, concatenate, is_grad_enabled, no_grad, ones, randn,
 __version__ = "0.1.0"
 
 __all__ = [
+    "Checkpoint", "CheckpointError", "DataError", "data", "load_checkpoint", "load_mnist", "nn",
+    "optim", "restore", "save_checkpoint",
     "GradcheckError", "Op", "Tensor", "concatenate", "gradcheck", "is_grad_enabled", "no_grad",
     "numerical_grads", "ones", "ops", "randn", "stack", "uniform", "where", "zeros",
 ]

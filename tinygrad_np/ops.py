@@ -379,3 +379,38 @@ class MatMul(Op):
         if self.needs_grad[1]:
             gw = unbroadcast(np.matmul(np.swapaxes(x2, -1, -2), g2), w2.shape).reshape(w.shape)
         return gx, gw
+
+
+# --- fused (each tested against the composite it replaces) ---
+
+
+class CrossEntropy(Op):
+    """out = mean_i(logsumexp(x_i) - x_i[labels_i]);  dx = g * (softmax(x) - onehot(labels)) / n
+
+    The fused form of ``-log_softmax(x)[arange(n), labels].mean()``: one pass, finite for any finite
+    logits (the max is subtracted before exp).
+    """
+
+    def forward(self, x, *, labels):
+        if x.ndim != 2:
+            raise ValueError(f"cross_entropy: expected logits of shape (batch, classes), got {x.shape}")
+        labels = np.asarray(labels)
+        if labels.shape != (x.shape[0],) or labels.dtype.kind not in "iu":
+            raise ValueError(f"cross_entropy: expected integer labels of shape ({x.shape[0]},), got "
+                             f"{labels.dtype} {labels.shape}")
+        if labels.size and (labels.min() < 0 or labels.max() >= x.shape[1]):
+            bad = int(np.flatnonzero((labels < 0) | (labels >= x.shape[1]))[0])
+            raise ValueError(f"cross_entropy: label {int(labels[bad])} at position {bad} is outside "
+                             f"[0, {x.shape[1]}); labels must index the {x.shape[1]} classes")
+        rows = np.arange(x.shape[0])
+        shifted = x - x.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        sums = exp.sum(axis=1, keepdims=True)
+        self.probs, self.rows, self.labels = exp / sums, rows, labels
+        return np.asarray(np.log(sums[:, 0]).mean() - shifted[rows, labels].mean(), dtype=x.dtype)
+
+    def backward(self, grad):
+        dx = self.probs.copy()
+        dx[self.rows, self.labels] -= 1
+        dx *= grad / len(self.labels)
+        return (dx,)

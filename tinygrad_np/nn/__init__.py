@@ -1,0 +1,222 @@
+"""Layers as plain tensor expressions: Module, Linear, Sequential, activations, Dropout, MLP.
+
+Losses and activation functions live in nn.functional. Randomness comes from an explicit
+np.random.Generator given to each layer that needs it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..tensor import Tensor
+from . import functional
+from .functional import ACTIVATIONS, gelu, leaky_relu, relu, sigmoid, tanh
+
+
+class Module:
+    """Parameters are found by walking attributes (Tensors, Modules, lists of them) in definition order."""
+
+    training = True  # instances set their own with train()/eval()
+
+    def forward(self, x: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.forward(x)
+
+    def named_parameters(self, prefix: str = "") -> list[tuple[str, Tensor]]:
+        """(dotted name, tensor) for every parameter, in definition order, each tensor once."""
+        found, seen = [], set()
+        for name, value in vars(self).items():
+            items = value.items() if isinstance(value, dict) else \
+                enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]
+            for key, item in items:
+                full = prefix + name + ("" if key is None else f".{key}")
+                if isinstance(item, Module):
+                    pairs = item.named_parameters(full + ".")
+                elif isinstance(item, Tensor) and item.requires_grad:
+                    pairs = [(full, item)]
+                else:
+                    continue
+                for pair in pairs:
+                    if id(pair[1]) not in seen:
+                        seen.add(id(pair[1]))
+                        found.append(pair)
+        return found
+
+    def parameters(self) -> list[Tensor]:
+        """Every parameter once, in a stable order (the order of definition)."""
+        return [p for _, p in self.named_parameters()]
+
+    def modules(self) -> list[Module]:
+        """This module and every module below it."""
+        found = [self]
+        for value in vars(self).values():
+            for item in (value if isinstance(value, (list, tuple)) else [value]):
+                if isinstance(item, Module):
+                    found.extend(item.modules())
+        return found
+
+    def train(self, mode: bool = True) -> Module:
+        """Training mode (dropout active) for this module and all below it."""
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode (dropout off)."""
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """name -> a copy of each parameter's array."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the parameters in place; every mismatch is named before anything changes."""
+        params = dict(self.named_parameters())
+        problems = []
+        missing = [k for k in params if k not in state]
+        unexpected = [k for k in state if k not in params]
+        if missing:
+            problems.append(f"missing {missing}")
+        if unexpected:
+            problems.append(f"unexpected {unexpected}")
+        for name, p in params.items():
+            if name in state and np.shape(state[name]) != p.shape:
+                problems.append(f"{name} has shape {np.shape(state[name])} in the state but "
+                                f"{p.shape} in the model")
+        if problems:
+            raise ValueError(f"load_state_dict({type(self).__name__}): " + "; ".join(problems) +
+                             "; build the model with the architecture the state was saved from")
+        for name, p in params.items():
+            p.data[...] = state[name]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Linear(Module):
+    """y = x @ weight + bias, weight of shape (n_in, n_out), He (Kaiming) normal init for ReLU."""
+
+    def __init__(self, n_in: int, n_out: int, *, rng: np.random.Generator, bias: bool = True,
+                 dtype=np.float32):
+        if n_in < 1 or n_out < 1:
+            raise ValueError(f"Linear: sizes must be positive, got ({n_in}, {n_out})")
+        std = math.sqrt(2.0 / n_in)
+        self.weight = Tensor(rng.standard_normal((n_in, n_out)) * std, requires_grad=True, dtype=dtype)
+        self.bias = Tensor(np.zeros(n_out), requires_grad=True, dtype=dtype) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x @ self.weight + self.bias if self.bias is not None else x @ self.weight
+
+    def __repr__(self) -> str:
+        return f"Linear({self.weight.shape[0]}, {self.weight.shape[1]}, bias={self.bias is not None})"
+
+
+class Sequential(Module):
+    """Layers applied in order."""
+
+    def __init__(self, *layers: Module):
+        self.layers = list(layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __getitem__(self, i: int) -> Module:
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __repr__(self) -> str:
+        return "Sequential(" + ", ".join(map(repr, self.layers)) + ")"
+
+
+class _Activation(Module):
+    fn = staticmethod(relu)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fn(x)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class ReLU(_Activation):
+    fn = staticmethod(relu)
+
+
+class Tanh(_Activation):
+    fn = staticmethod(tanh)
+
+
+class Sigmoid(_Activation):
+    fn = staticmethod(sigmoid)
+
+
+class GELU(_Activation):
+    fn = staticmethod(gelu)
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope: float = 0.01):
+        self.negative_slope = negative_slope
+
+    def forward(self, x: Tensor) -> Tensor:
+        return leaky_relu(x, self.negative_slope)
+
+    def __repr__(self) -> str:
+        return f"LeakyReLU({self.negative_slope})"
+
+
+class Dropout(Module):
+    """Zero each element with probability p while training, scaling the rest by 1/(1-p)."""
+
+    def __init__(self, p: float = 0.5, *, rng: np.random.Generator):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p, self.rng = p, rng
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
+        return x * (keep * (1.0 / (1.0 - self.p))).astype(x.dtype)
+
+    def __repr__(self) -> str:
+        return f"Dropout({self.p})"
+
+
+class MLP(Module):
+    """A multilayer perceptron: sizes [n_in, hidden..., n_out], an activation and dropout between layers."""
+
+    def __init__(self, sizes, activation: str = "relu", dropout: float = 0.0, *,
+                 rng: np.random.Generator):
+        sizes = [int(n) for n in sizes]
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"MLP: sizes must be at least two positive integers (inputs ... "
+                             f"outputs), got {sizes}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"MLP: unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        self.config = {"sizes": sizes, "activation": activation, "dropout": float(dropout)}
+        self.linears = [Linear(a, b, rng=rng) for a, b in zip(sizes[:-1], sizes[1:])]
+        self.activation = ACTIVATIONS[activation]
+        self.dropout = Dropout(dropout, rng=rng)
+
+    def forward(self, x: Tensor) -> Tensor:
+        *hidden, last = self.linears
+        for layer in hidden:
+            x = self.dropout(self.activation(x @ layer.weight + layer.bias))
+        return x @ last.weight + last.bias
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"MLP({c['sizes']}, activation={c['activation']!r}, dropout={c['dropout']})"
