@@ -14,6 +14,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import tinygrad_np as tg
+from tinygrad_np.nn import functional as F
 
 try:
     import torch
@@ -165,6 +166,13 @@ def flatten_case(draw):
     return (x,), {"start_axis": lo, "end_axis": draw(st.integers(lo, x.ndim - 1))}
 
 
+@st.composite
+def logits_labels(draw, lo=-10.0, hi=10.0):
+    n, c = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    labels = np.array(draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
+    return (draw(arrays((n, c), lo, hi)),), {"labels": labels}
+
+
 POSITIVE = arrays(lo=0.1, hi=10.0)
 NONZERO = arrays(away_from=(0.0,), margin=0.3)
 
@@ -227,6 +235,8 @@ GRAD_CASES: dict[str, Case] = {
     "Concatenate": Case(lambda *xs, axis: tg.concatenate(xs, axis), concat_case(),
                         lambda *xs, axis: torch.cat(xs, axis)),
     "MatMul": Case(lambda a, b: a @ b, plain(matmul_pair()), lambda a, b: a @ b),
+    "CrossEntropy": Case(lambda a, labels: F.cross_entropy(a, labels), logits_labels(),
+                         lambda a, labels: torch.nn.functional.cross_entropy(a, torch.from_numpy(labels))),
     # --- composites ---
     "sub": Case(lambda a, b: a - b, plain(broadcastable_pair()), lambda a, b: a - b),
     "rsub_const": Case(lambda a: 2.5 - a, one(arrays()), lambda a: 2.5 - a),
@@ -264,10 +274,11 @@ GRAD_CASES: dict[str, Case] = {
                         .filter(lambda p: np.all(np.abs(p[0] @ p[1] + p[2]) > 1e-3))
                         .map(lambda p: (p, {})),
                         lambda x, w, b: (x @ w + b).relu()),
-    "nll_pick": Case(lambda a, labels: -a.log_softmax()[np.arange(len(labels)), labels].mean(),
-                     st.tuples(arrays((5, 3), lo=-10, hi=10), st.lists(st.integers(0, 2), min_size=5,
-                                                                          max_size=5))
-                     .map(lambda p: ((p[0],), {"labels": np.array(p[1])})),
-                     lambda a, labels: torch.nn.functional.cross_entropy(
-                         a, torch.from_numpy(labels))),
+    "nll_loss": Case(lambda a, labels: F.nll_loss(a.log_softmax(), labels), logits_labels(),
+                     lambda a, labels: torch.nn.functional.nll_loss(a.log_softmax(-1),
+                                                                    torch.from_numpy(labels))),
+    "leaky_relu": Case(lambda a: F.leaky_relu(a, 0.1), one(arrays(away_from=(0.0,))),
+                       lambda a: torch.nn.functional.leaky_relu(a, 0.1)),
+    "gelu": Case(lambda a: F.gelu(a), one(arrays()),
+                 lambda a: torch.nn.functional.gelu(a, approximate="tanh")),
 }

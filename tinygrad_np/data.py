@@ -89,8 +89,6 @@ def read_idx(path) -> np.ndarray:
             try:
                 return _parse_idx(f, path, size, compressed)
             except (OSError, EOFError, zlib.error) as e:
-                if isinstance(e, FileNotFoundError):
-                    raise
                 raise DataError(f"{path}: not a readable gzip stream ({e})") from None
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
@@ -344,10 +342,11 @@ def _fetch(url: str, dest: Path, md5: str, timeout: float) -> None:
 
 
 def download(dataset: str = "mnist", cache=None, mirrors=None, timeout: float = 10.0,
-             attempts: int = 2) -> Path:
+             attempts: int = 2, checksums: dict[str, str] | None = None) -> Path:
     """Fetch the four IDX files of dataset ('mnist' or 'fashion-mnist') into the cache; return the folder.
 
-    Files already there with the right checksum are kept. Each file is tried on every mirror,
+    checksums (file name -> MD5) defaults to the dataset's published files. Files already there
+    with the right checksum are kept. Each file is tried on every mirror,
     `attempts` times each, with `timeout` seconds per network operation. A file is written under a
     temporary name and renamed into place only after its checksum matched.
     """
@@ -355,7 +354,7 @@ def download(dataset: str = "mnist", cache=None, mirrors=None, timeout: float = 
         raise ValueError(f"download: unknown dataset {dataset!r}; choose one of {sorted(CHECKSUMS)}")
     folder = cache_dir(cache) / dataset
     mirrors = MIRRORS[dataset] if mirrors is None else mirrors
-    for name, md5 in CHECKSUMS[dataset].items():
+    for name, md5 in (checksums or CHECKSUMS[dataset]).items():
         dest = folder / name
         if dest.is_file() and _md5(dest) == md5:
             continue
@@ -377,21 +376,23 @@ def download(dataset: str = "mnist", cache=None, mirrors=None, timeout: float = 
     return folder
 
 
-def cached(dataset: str = "mnist", cache=None) -> Path | None:
-    """The cache folder if all four files of dataset are there (sizes checked, not re-hashed)."""
+def cached(dataset: str = "mnist", cache=None, checksums: dict[str, str] | None = None) -> Path | None:
+    """The cache folder if all four files of dataset are there (they were verified when written)."""
     folder = cache_dir(cache) / dataset
-    ok = all((folder / name).is_file() for name in CHECKSUMS[dataset])
+    ok = all((folder / name).is_file() for name in (checksums or CHECKSUMS[dataset]))
     return folder if ok else None
 
 
 def load_mnist(dataset: str = "auto", data_dir=None, train_csv=None, test_csv=None, cache=None,
-               timeout: float = 10.0) -> MNIST:
+               timeout: float = 10.0, mirrors=None, checksums: dict[str, str] | None = None) -> MNIST:
     """MNIST from the first source that applies, with a one-line reason in .source:
 
     - data_dir: a folder with the four IDX files; train_csv (+ test_csv): CSV files;
     - dataset 'mnist' / 'fashion-mnist': the cache, else a download (errors if that fails);
     - 'sample': the bundled 8,000-digit sample;
     - 'auto': full MNIST when cached or downloadable within about `timeout` seconds, else the sample.
+
+    mirrors and checksums override the published ones (for a private mirror, or tests).
     """
     if dataset not in ("auto", "mnist", "fashion-mnist", "sample"):
         raise ValueError(f"load_mnist: unknown dataset {dataset!r}; choose auto, mnist, "
@@ -404,11 +405,12 @@ def load_mnist(dataset: str = "auto", data_dir=None, train_csv=None, test_csv=No
     if dataset == "sample":
         return load_sample()
     target = "mnist" if dataset == "auto" else dataset
-    folder = cached(target, cache)
+    folder = cached(target, cache, checksums)
     if folder is not None:
         return load_idx_dir(folder, target, f"full {target} from the cache {folder}")
     try:
-        folder = download(target, cache, timeout=timeout, attempts=1 if dataset == "auto" else 2)
+        folder = download(target, cache, mirrors, timeout, attempts=1 if dataset == "auto" else 2,
+                          checksums=checksums)
     except (DownloadError, OSError) as e:
         if dataset != "auto":
             raise

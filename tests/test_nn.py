@@ -1,0 +1,136 @@
+"""nn: parameters, state dicts, layers, dropout, MLP, and the fused cross-entropy against its composite."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+from tinygrad_np import Tensor, nn
+from tinygrad_np.nn import functional as F
+
+from cases import logits_labels
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def test_linear_shapes_and_he_init():
+    layer = nn.Linear(784, 256, rng=rng())
+    assert layer(Tensor(np.zeros((5, 784)))).shape == (5, 256)
+    assert layer.weight.dtype == np.float32 and layer.bias.dtype == np.float32
+    np.testing.assert_allclose(layer.weight.data.std(), np.sqrt(2 / 784), rtol=0.02)
+    assert not layer.bias.data.any()
+    np.testing.assert_array_equal(nn.Linear(3, 2, rng=rng(1)).weight.data,
+                                  nn.Linear(3, 2, rng=rng(1)).weight.data)
+    assert repr(layer) == "Linear(784, 256, bias=True)"
+
+
+def test_parameters_complete_ordered_and_without_duplicates():
+    shared = nn.Linear(4, 4, rng=rng())
+    model = nn.Sequential(nn.Linear(3, 4, rng=rng()), nn.ReLU(), shared, shared, nn.Linear(4, 2, rng=rng()))
+    names = [n for n, _ in model.named_parameters()]
+    assert names == ["layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias",
+                     "layers.4.weight", "layers.4.bias"]
+    params = model.parameters()
+    assert len({id(p) for p in params}) == len(params) == 6
+    assert params == model.parameters()
+
+
+def test_mlp_structure_and_forward():
+    model = nn.MLP([784, 32, 16, 10], activation="tanh", dropout=0.2, rng=rng())
+    assert [n for n, _ in model.named_parameters()] == [
+        "linears.0.weight", "linears.0.bias", "linears.1.weight", "linears.1.bias",
+        "linears.2.weight", "linears.2.bias"]
+    out = model(Tensor(np.ones((3, 784))))
+    assert out.shape == (3, 10) and out.dtype == np.float32
+    assert repr(model) == "MLP([784, 32, 16, 10], activation='tanh', dropout=0.2)"
+
+
+@pytest.mark.parametrize("sizes, activation, match", [
+    ([784], "relu", r"MLP: sizes must be at least two positive integers"),
+    ([784, 0, 10], "relu", r"MLP: sizes must be at least two positive"),
+    ([784, 10], "swish", r"MLP: unknown activation 'swish'; choose one of \['gelu', 'leaky_relu'"),
+])
+def test_mlp_rejects_bad_configuration(sizes, activation, match):
+    with pytest.raises(ValueError, match=match):
+        nn.MLP(sizes, activation, rng=rng())
+
+
+def test_state_dict_round_trip_and_errors():
+    a, b = nn.MLP([4, 3, 2], rng=rng(0)), nn.MLP([4, 3, 2], rng=rng(1))
+    b.load_state_dict(a.state_dict())
+    x = Tensor(np.ones((2, 4)))
+    np.testing.assert_array_equal(a(x).data, b(x).data)
+    state = a.state_dict()
+    state["linears.0.weight"] = np.zeros((5, 3))
+    with pytest.raises(ValueError, match=r"linears.0.weight has shape \(5, 3\) in the state but \(4, 3\) "
+                                         r"in the model"):
+        b.load_state_dict(state)
+    with pytest.raises(ValueError, match=r"missing \['linears.1.bias'\]; unexpected \['extra'\]"):
+        b.load_state_dict({**{k: v for k, v in a.state_dict().items() if k != "linears.1.bias"},
+                           "extra": np.zeros(1)})
+    sd = a.state_dict()
+    sd["linears.0.bias"][:] = 7  # a copy: the model is untouched
+    assert not (a.linears[0].bias.data == 7).any()
+
+
+def test_dropout_train_and_eval():
+    drop = nn.Dropout(0.5, rng=rng())
+    x = Tensor(np.ones((200, 200)))
+    y = drop(x).data
+    assert set(np.unique(y)) == {0.0, 2.0}
+    assert abs(y.mean() - 1.0) < 0.02 and y.dtype == np.float32
+    drop.eval()
+    assert drop(x) is x
+    model = nn.MLP([4, 4, 2], dropout=0.5, rng=rng())
+    model.eval()
+    assert all(not m.training for m in model.modules())
+    model.train()
+    assert all(m.training for m in model.modules())
+    with pytest.raises(ValueError, match=r"Dropout: p must be in \[0, 1\), got 1.0"):
+        nn.Dropout(1.0, rng=rng())
+
+
+def test_activation_modules():
+    x = Tensor([-1.0, 0.5])
+    np.testing.assert_allclose(nn.ReLU()(x).data, [0, 0.5])
+    np.testing.assert_allclose(nn.LeakyReLU(0.1)(x).data, [-0.1, 0.5])
+    np.testing.assert_allclose(nn.Tanh()(x).data, np.tanh([-1, 0.5]), rtol=1e-6)
+    np.testing.assert_allclose(nn.Sigmoid()(x).data, 1 / (1 + np.exp([1, -0.5])), rtol=1e-6)
+    assert nn.GELU()(x).shape == (2,)
+
+
+@given(logits_labels())
+def test_fused_cross_entropy_matches_composite(case):
+    (logits,), kw = case
+    a = Tensor(logits, dtype=np.float64, requires_grad=True)
+    b = Tensor(logits, dtype=np.float64, requires_grad=True)
+    fused, composite = F.cross_entropy(a, kw["labels"]), F.nll_loss(b.log_softmax(), kw["labels"])
+    np.testing.assert_allclose(fused.data, composite.data, rtol=1e-12, atol=1e-12)
+    fused.backward()
+    composite.backward()
+    np.testing.assert_allclose(a.grad, b.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_cross_entropy_finite_for_huge_logits():
+    for scale in (1e4, 1e30):
+        logits = Tensor(np.array([[scale, 0.0, -scale], [-scale, scale, 0.0]]), requires_grad=True)
+        loss = F.cross_entropy(logits, [2, 1])
+        loss.backward()
+        assert np.isfinite(loss.item()) and np.all(np.isfinite(logits.grad))
+        soft = logits.softmax()
+        assert np.all(np.isfinite(soft.data)) and np.all(np.isfinite(logits.log_softmax().data[:, :2]))
+
+
+def test_cross_entropy_rejects_bad_labels():
+    logits = Tensor(np.zeros((3, 10)))
+    with pytest.raises(ValueError, match=r"cross_entropy: label 10 at position 1 is outside \[0, 10\)"):
+        F.cross_entropy(logits, [0, 10, 2])
+    with pytest.raises(ValueError, match=r"cross_entropy: expected integer labels of shape \(3,\)"):
+        F.cross_entropy(logits, np.zeros(3))
+    with pytest.raises(ValueError, match=r"cross_entropy: expected logits of shape \(batch, classes\)"):
+        F.cross_entropy(Tensor(np.zeros(10)), [1])
+
+
+def test_accuracy():
+    assert F.accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1])) == 0.5
