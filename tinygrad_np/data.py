@@ -113,13 +113,17 @@ def _parse_idx(f, path: Path, size: int, compressed: bool) -> np.ndarray:
     dtype = _IDX_DTYPES[code]
     nbytes = int(np.prod(dims, dtype=object)) * dtype.itemsize  # Python ints: no overflow
     limit = size * _GZIP_MAX_RATIO if compressed else size - 4 - 4 * ndim
+    shape = tuple(dims.tolist())
+    if nbytes > limit and compressed:
+        raise DataError(f"{path}: corrupt: the header declares shape {shape} ({nbytes} bytes of "
+                        f"data), more than a {size}-byte gzip file can expand to")
     if nbytes > limit:
-        raise DataError(f"{path}: the header declares shape {tuple(dims.tolist())} ({nbytes} bytes), "
-                        f"more than this {size}-byte file can hold; the file is truncated or corrupt")
+        raise DataError(f"{path}: truncated: the header declares shape {shape} ({nbytes} bytes of "
+                        f"data) but the file holds {limit}")
     payload = _read_exact(f, nbytes, path, "data")
     if f.read(1):
-        raise DataError(f"{path}: trailing bytes after the {nbytes} bytes that shape "
-                        f"{tuple(dims.tolist())} declares; the header does not match the data")
+        raise DataError(f"{path}: trailing bytes after the {nbytes} bytes that shape {shape} "
+                        f"declares; the header does not match the data")
     return np.frombuffer(payload, dtype).astype(dtype.newbyteorder("="), copy=True).reshape(dims)
 
 
