@@ -26,11 +26,11 @@ def test_short_training_on_the_sample_learns():
     d = data.load_mnist("sample")
     rng = np.random.default_rng(0)
     model = nn.MLP([784, 128, 10], rng=rng)
-    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    opt = optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
     x = ((d.x_train[:4000].reshape(4000, -1) / 255.0 - 0.13) / 0.31).astype(np.float32)
     losses = []
-    for _ in range(2):
-        for xb, yb in data.batches(x, d.y_train[:4000], 64, rng=rng):
+    for _ in range(3):
+        for xb, yb in data.batches(x, d.y_train[:4000], 32, rng=rng):
             loss = F.cross_entropy(model(Tensor(xb)), yb)
             opt.zero_grad()
             loss.backward()
