@@ -28,36 +28,43 @@ MEAN, STD = 0.1307, 0.3081  # MNIST pixel statistics, the usual normalisation
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Train an MLP on MNIST with tinygrad_np.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description="Train an MLP on MNIST with tinygrad_np.")
     d = p.add_argument_group("data")
     d.add_argument("--dataset", choices=["auto", "mnist", "fashion-mnist", "sample"], default="auto",
-                   help="auto: full MNIST when cached or downloadable, else the bundled sample")
-    d.add_argument("--data-dir", type=Path, help="a folder with the four MNIST IDX files (.gz or raw)")
-    d.add_argument("--train-csv", type=Path, help="CSV with a label column and 784 pixel columns")
-    d.add_argument("--test-csv", type=Path, help="test CSV (default: hold out 1/6 of --train-csv)")
+                   help="auto (default): full MNIST when cached or downloadable, else the bundled sample")
+    d.add_argument("--data-dir", type=Path, metavar="DIR",
+                   help="a folder with the four MNIST IDX files (.gz or raw)")
+    d.add_argument("--train-csv", type=Path, metavar="CSV",
+                   help="CSV with a label column and 784 pixel columns")
+    d.add_argument("--test-csv", type=Path, metavar="CSV",
+                   help="test CSV (default: hold out 1/6 of --train-csv)")
     m = p.add_argument_group("model")
-    m.add_argument("--hidden", type=int, nargs="+", default=[512, 256], help="hidden layer sizes")
-    m.add_argument("--activation", choices=sorted(nn.ACTIVATIONS), default="relu")
-    m.add_argument("--dropout", type=float, default=0.1, help="dropout after each hidden layer")
+    m.add_argument("--hidden", type=int, nargs="+", default=[512, 256], metavar="N",
+                   help="hidden layer sizes (default: 512 256)")
+    m.add_argument("--activation", choices=sorted(nn.ACTIVATIONS), default="relu",
+                   help="(default: relu)")
+    m.add_argument("--dropout", type=float, default=0.1,
+                   help="dropout probability after each hidden layer (default: 0.1)")
     o = p.add_argument_group("training")
-    o.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    o.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.05 for sgd, "
-                                                          "1e-3 for adam); cosine-decayed")
-    o.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov)")
-    o.add_argument("--weight-decay", type=float, default=1e-3)
-    o.add_argument("--epochs", type=int, default=60)
-    o.add_argument("--batch-size", type=int, default=128)
+    o.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
+                   help="sgd (Nesterov momentum) or adam (AdamW) (default: sgd)")
+    o.add_argument("--lr", type=float, default=None, help="initial learning rate, cosine-decayed "
+                                                          "(default: 0.05 for sgd, 1e-3 for adam)")
+    o.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
+    o.add_argument("--weight-decay", type=float, default=1e-3, help="(default: 1e-3)")
+    o.add_argument("--epochs", type=int, default=60, help="(default: 60)")
+    o.add_argument("--batch-size", type=int, default=128, help="(default: 128)")
     o.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
-                   help="random shifts of up to 2 pixels")
-    o.add_argument("--seed", type=int, default=0)
+                   help="random shifts of up to 2 pixels (default: on)")
+    o.add_argument("--seed", type=int, default=0, help="(default: 0)")
     io = p.add_argument_group("input/output")
-    io.add_argument("--save", type=Path, help="write a checkpoint here (and a .history.csv beside it)")
-    io.add_argument("--load", type=Path, help="start from this checkpoint")
+    io.add_argument("--save", type=Path, metavar="PATH",
+                    help="write a checkpoint here (and a .history.csv beside it)")
+    io.add_argument("--load", type=Path, metavar="PATH", help="start from this checkpoint")
     io.add_argument("--eval-only", action="store_true", help="with --load: only evaluate")
-    io.add_argument("--json", type=Path, help="write metrics here")
-    io.add_argument("--plot", type=Path, help="PNG of loss/accuracy curves and misclassified digits "
-                                              "(needs matplotlib)")
+    io.add_argument("--json", type=Path, metavar="PATH", help="write metrics here")
+    io.add_argument("--plot", type=Path, metavar="PATH",
+                    help="PNG of loss/accuracy curves and misclassified digits (needs matplotlib)")
     io.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
     args = p.parse_args(argv)
     if args.lr is None:
