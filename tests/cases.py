@@ -173,6 +173,14 @@ def logits_labels(draw, lo=-10.0, hi=10.0):
     return (draw(arrays((n, c), lo, hi)),), {"labels": labels}
 
 
+@st.composite
+def linear_case(draw):
+    """x (k,), (n, k) or (a, n, k); w (k, m); b (m,): what Tensor fuses into one Linear node."""
+    k, m = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    lead = draw(st.sampled_from([(), (draw(st.integers(1, 4)),), (2, draw(st.integers(1, 3)))]))
+    return (draw(arrays(lead + (k,))), draw(arrays((k, m))), draw(arrays((m,)))), {}
+
+
 POSITIVE = arrays(lo=0.1, hi=10.0)
 NONZERO = arrays(away_from=(0.0,), margin=0.3)
 
@@ -235,9 +243,11 @@ GRAD_CASES: dict[str, Case] = {
     "Concatenate": Case(lambda *xs, axis: tg.concatenate(xs, axis), concat_case(),
                         lambda *xs, axis: torch.cat(xs, axis)),
     "MatMul": Case(lambda a, b: a @ b, plain(matmul_pair()), lambda a, b: a @ b),
+    "Linear": Case(lambda x, w, b: x @ w + b, linear_case(), lambda x, w, b: x @ w + b),
     "CrossEntropy": Case(lambda a, labels: F.cross_entropy(a, labels), logits_labels(),
                          lambda a, labels: torch.nn.functional.cross_entropy(a, torch.from_numpy(labels))),
     # --- composites ---
+    "bias_first_linear": Case(lambda x, w, b: b + x @ w, linear_case(), lambda x, w, b: b + x @ w),
     "sub": Case(lambda a, b: a - b, plain(broadcastable_pair()), lambda a, b: a - b),
     "rsub_const": Case(lambda a: 2.5 - a, one(arrays()), lambda a: 2.5 - a),
     "rdiv_const": Case(lambda a: 2.0 / a, one(NONZERO), lambda a: 2.0 / a),

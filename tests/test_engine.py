@@ -208,3 +208,41 @@ def test_intermediate_gradients_are_freed_as_consumed():
         y = Probe.apply(y)
     y.sum().backward()
     assert sizes == [0] * 5
+
+
+def test_matmul_plus_bias_is_one_linear_node_and_matches_the_unfused_graph():
+    rng = np.random.default_rng(0)
+    x, w, b = (leaf(rng.standard_normal(s)) for s in [(5, 3), (3, 4), (4,)])
+    fused = x @ w + b
+    assert type(fused._op).__name__ == "Linear" and len(fused._parents) == 3
+    cot = rng.standard_normal((5, 4))
+    fused.backward(cot)
+    grads = [t.grad for t in (x, w, b)]
+    for t in (x, w, b):
+        t.grad = None
+    unfused = (x @ w) + b.reshape(1, 4)  # a (1, 4) bias: not fused, Expand + Add
+    assert type(unfused._op).__name__ == "Add"
+    unfused.backward(cot)
+    for got, expected in zip(grads, (x.grad, w.grad, b.grad)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_product_used_elsewhere_keeps_its_own_graph():
+    x, w, b = leaf(np.ones((2, 3))), leaf(np.ones((3, 2))), leaf(np.ones(2))
+    h = x @ w
+    y = h + b
+    (y.sum() + (h * 2.0).sum()).backward()
+    np.testing.assert_array_equal(w.grad, np.full((3, 2), 6.0))
+    np.testing.assert_array_equal(b.grad, [2.0, 2.0])
+    np.testing.assert_array_equal(h.data, np.full((2, 2), 3.0))  # the product was not modified
+
+
+def test_adopted_leaf_grads_are_never_shared():
+    # Add.backward hands the same array to both inputs; Linear's gradients are fresh arrays
+    a, b = leaf(np.ones(3)), leaf(np.ones(3))
+    (a + b).backward(np.ones(3))
+    assert not np.shares_memory(a.grad, b.grad)
+    x, w, c = leaf(np.ones((2, 3))), leaf(np.ones((3, 3))), leaf(np.zeros(3))
+    (x @ w + c).backward(np.ones((2, 3)))
+    for g in (x.grad, w.grad, c.grad):
+        assert g.flags.writeable and g.base is None

@@ -384,6 +384,30 @@ class MatMul(Op):
 # --- fused (each tested against the composite it replaces) ---
 
 
+class Linear(Op):
+    """out = x @ w + b  (x (..., k), w (k, m), b (m,));  dx = g @ w^T,  dw = x^T @ g,  db = sum of g's rows
+
+    Tensor records this one node for ``x @ W + b`` (the matmul's product is passed in, so nothing is
+    computed twice) instead of MatMul, Expand and Add.
+    """
+
+    def forward(self, x, w, b, *, product=None):
+        self.x, self.w = x, w
+        return (np.matmul(x, w) if product is None else product) + b
+
+    def backward(self, grad):
+        x, w = self.x, self.w
+        g2 = grad.reshape(-1, grad.shape[-1]) if grad.ndim != 2 else grad
+        gx = gw = gb = None
+        if self.needs_grad[0]:
+            gx = grad @ w.T
+        if self.needs_grad[1]:
+            gw = (x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x).T @ g2
+        if self.needs_grad[2]:
+            gb = g2.sum(axis=0)
+        return gx, gw, gb
+
+
 class CrossEntropy(Op):
     """out = mean_i(logsumexp(x_i) - x_i[labels_i]);  dx = g * (softmax(x) - onehot(labels)) / n
 
@@ -404,13 +428,15 @@ class CrossEntropy(Op):
                              f"[0, {x.shape[1]}); labels must index the {x.shape[1]} classes")
         rows = np.arange(x.shape[0])
         shifted = x - x.max(axis=1, keepdims=True)
-        exp = np.exp(shifted)
-        sums = exp.sum(axis=1, keepdims=True)
-        self.probs, self.rows, self.labels = exp / sums, rows, labels
-        return np.asarray(np.log(sums[:, 0]).mean() - shifted[rows, labels].mean(), dtype=x.dtype)
+        probs = np.exp(shifted)
+        sums = probs.sum(axis=1, keepdims=True)
+        probs /= sums  # in place: probs is ours
+        self.probs, self.rows, self.labels = probs, rows, labels
+        loss = (np.log(sums).sum() - shifted[rows, labels].sum()) / x.shape[0]
+        return np.asarray(loss, dtype=x.dtype)
 
     def backward(self, grad):
-        dx = self.probs.copy()
-        dx[self.rows, self.labels] -= 1
-        dx *= grad / len(self.labels)
+        scale = grad / len(self.labels)
+        dx = self.probs * scale  # a new array: probs stays intact for another backward()
+        dx[self.rows, self.labels] -= scale
         return (dx,)

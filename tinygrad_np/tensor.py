@@ -9,6 +9,7 @@ import contextlib
 import contextvars
 import functools
 import math
+import sys
 
 import numpy as np
 
@@ -16,6 +17,15 @@ from . import ops
 from ._shapes import broadcast_shape, normalize_axis
 
 _grad_enabled = contextvars.ContextVar("tinygrad_np_grad_enabled", default=True)
+
+
+def _sole_refs() -> int:
+    """sys.getrefcount of an object held by one local variable only (differs across CPython versions)."""
+    probe = np.empty(0)
+    return sys.getrefcount(probe)
+
+
+_SOLE_REFS = _sole_refs()
 _RELEASED = "released"  # marks a node whose op was freed by backward(); its graph cannot be re-run
 
 
@@ -97,15 +107,21 @@ class Tensor:
     @staticmethod
     def _apply(op_cls, *parents: Tensor, **attrs) -> Tensor:
         """Run op_cls forward on the parents' data; record it for backward when any parent needs grad."""
-        needs = tuple(p.requires_grad for p in parents) if _grad_enabled.get() else (False,) * len(parents)
+        needs = tuple([p.requires_grad for p in parents]) if _grad_enabled.get() else (False,) * len(parents)
         op = op_cls(needs)
-        out = Tensor._wrap(op.forward(*[p.data for p in parents], **attrs))
-        if op.keeps_dtype and parents and _is_float(parents[0].data.dtype) \
-                and out.data.dtype != parents[0].data.dtype:
-            raise RuntimeError(f"{op_cls.__name__}.forward returned {out.data.dtype} for "
+        data = op.forward(*[p.data for p in parents], **attrs)
+        if not isinstance(data, np.ndarray):
+            data = np.asarray(data)
+        if parents and data.dtype != parents[0].data.dtype and op.keeps_dtype \
+                and _is_float(parents[0].data.dtype):
+            raise RuntimeError(f"{op_cls.__name__}.forward returned {data.dtype} for "
                                f"{parents[0].data.dtype} input; an op must keep its input dtype")
-        if any(needs):
+        out = Tensor.__new__(Tensor)
+        out.data, out.grad = data, None
+        if True in needs:
             out.requires_grad, out._op, out._parents = True, op, parents
+        else:
+            out.requires_grad, out._op, out._parents = False, None, ()
         return out
 
     # --- constructors ---
@@ -168,7 +184,12 @@ class Tensor:
                 continue
             op = node._op
             if op is None:  # a leaf: accumulate out of place into an array the leaf owns
-                node.grad = np.array(g) if node.grad is None else node.grad + g
+                if node.grad is not None:
+                    node.grad = node.grad + g
+                elif g.base is None and g.flags.writeable and sys.getrefcount(g) <= _SOLE_REFS:
+                    node.grad = g  # nothing else refers to this array: adopt it, no copy
+                else:
+                    node.grad = g.copy()
                 continue
             _propagate(op, node._parents, op.backward(g), pending)
             if not retain_graph:
@@ -261,7 +282,8 @@ class Tensor:
         return Tensor._apply(op_cls, *(pair[::-1] if reflected else pair))
 
     def __add__(self, other):
-        return self._binary(ops.Add, other, "add")
+        fused = _linear(self, other) or _linear(other, self)
+        return fused if fused is not None else self._binary(ops.Add, other, "add")
 
     def __radd__(self, other):
         return self._binary(ops.Add, other, "add", reflected=True)
@@ -470,6 +492,20 @@ class Tensor:
     def __setitem__(self, index, value):
         raise TypeError("Tensor does not support item assignment: build a new tensor with "
                         "where(mask, value, t) or concatenate()")
+
+
+def _linear(product, bias) -> Tensor | None:
+    """x @ W + b as one Linear node, when product is a recorded x @ W (W 2-D) and bias is (m,).
+
+    The product is reused, not recomputed or modified; if it is used elsewhere too, its own MatMul
+    node still serves those uses.
+    """
+    if not (isinstance(product, Tensor) and isinstance(bias, Tensor)) or type(product._op) is not ops.MatMul:
+        return None
+    x, w = product._parents
+    if w.ndim != 2 or bias.shape != (w.shape[1],) or bias.dtype != product.dtype:
+        return None
+    return Tensor._apply(ops.Linear, x, w, bias, product=product.data)
 
 
 def _unify(a: Tensor, b: Tensor, name: str) -> tuple[Tensor, Tensor]:

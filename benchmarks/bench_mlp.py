@@ -1,0 +1,216 @@
+"""One MLP training step, side by side: tinygrad_np, hand-written numpy, PyTorch CPU (when installed).
+
+    python benchmarks/bench_mlp.py                 # 1 and 2 threads, all configurations
+    python benchmarks/bench_mlp.py --threads 1 --rounds 5 --steps 60
+
+A step is forward, backward, an SGD (momentum 0.9) update and the loss read back as a float. All
+three start from identical weights and see the same batches. They are timed interleaved in one
+process (the order rotates each round, each round builds fresh instances, warm-up dropped), and the
+median microseconds per step is reported with each one's ratio to hand-written numpy. Before timing,
+the three are checked to produce the same losses over the first 100 steps (to float32 rounding).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from numpy_mlp import NumpyMLP  # noqa: E402
+
+import tinygrad_np as tg  # noqa: E402
+from tinygrad_np import Tensor, nn, optim  # noqa: E402
+from tinygrad_np.nn import functional as F  # noqa: E402
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+ARCHS = [(784, 128, 10), (784, 256, 128, 10)]
+BATCHES = [32, 128, 512]
+LR, MOMENTUM = 0.05, 0.9
+
+
+def init_weights(sizes, seed=0):
+    rng = np.random.default_rng(seed)
+    return [((rng.standard_normal((a, b)) * np.sqrt(2.0 / a)).astype(np.float32),
+             np.zeros(b, np.float32)) for a, b in zip(sizes[:-1], sizes[1:])]
+
+
+def make_batches(batch, count, seed=1):
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal((batch, 784)).astype(np.float32), rng.integers(0, 10, batch))
+            for _ in range(count)]
+
+
+class TinygradStep:
+    """The model as in the example: nn.MLP (x @ W + b, relu), fused cross-entropy, optim.SGD."""
+
+    name = "tinygrad_np"
+
+    def __init__(self, weights):
+        self.model = nn.MLP([weights[0][0].shape[0]] + [w.shape[1] for w, _ in weights],
+                            rng=np.random.default_rng(0))
+        self.model.load_state_dict({f"linears.{i}.{k}": a for i, (w, b) in enumerate(weights)
+                                    for k, a in (("weight", w), ("bias", b))})
+        self.opt = optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
+
+    def __call__(self, x, y):
+        loss = F.cross_entropy(self.model(Tensor(x)), y)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return loss.item()
+
+
+class NumpyStep:
+    name = "numpy"
+
+    def __init__(self, weights):
+        self.mlp = NumpyMLP(weights, LR, MOMENTUM)
+
+    def __call__(self, x, y):
+        return self.mlp.step(x, y)
+
+
+class TorchStep:
+    name = "torch"
+
+    def __init__(self, weights):
+        layers = []
+        for i, (w, b) in enumerate(weights):
+            lin = torch.nn.Linear(*w.shape)
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(w.T.copy()))
+                lin.bias.copy_(torch.from_numpy(b))
+            layers += [lin] + ([torch.nn.ReLU()] if i < len(weights) - 1 else [])
+        self.model = torch.nn.Sequential(*layers)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
+
+    def __call__(self, x, y):
+        loss = torch.nn.functional.cross_entropy(self.model(torch.from_numpy(x)), torch.from_numpy(y))
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return loss.item()
+
+
+def implementations():
+    return [TinygradStep, NumpyStep] + ([TorchStep] if torch is not None else [])
+
+
+def check_agreement(arch, batch, steps=100):
+    """Max relative difference of each implementation's losses from numpy's over `steps` steps."""
+    weights, data = init_weights(arch), make_batches(batch, steps, seed=2)
+    losses = {}
+    for impl in implementations():
+        step = impl(weights)
+        losses[impl.name] = np.array([step(x, y) for x, y in data])
+    ref = losses["numpy"]
+    return {name: float(np.max(np.abs(l - ref) / np.abs(ref))) for name, l in losses.items()}
+
+
+def time_interleaved(arch, batch, rounds, steps, warmup):
+    """Median microseconds per step for each implementation, interleaved in rotating order."""
+    weights, data = init_weights(arch), make_batches(batch, 16)
+    impls = implementations()
+    samples = {impl.name: [] for impl in impls}
+    for r in range(rounds):
+        order = impls[r % len(impls):] + impls[:r % len(impls)]
+        for impl in order:
+            step = impl(weights)  # fresh instance every round (the 2-thread lottery)
+            for i in range(warmup):
+                step(*data[i % len(data)])
+            times = []
+            for i in range(steps):
+                x, y = data[i % len(data)]
+                t0 = time.perf_counter_ns()
+                step(x, y)
+                times.append(time.perf_counter_ns() - t0)
+            samples[impl.name].extend(times)
+    return {name: float(np.median(ts)) / 1000 for name, ts in samples.items()}
+
+
+def matmul_flops(arch, batch):
+    """FLOPs of the step's matmuls: forward, weight gradients, input gradients (not for layer 1)."""
+    layers = list(zip(arch[:-1], arch[1:]))
+    per = [2 * batch * a * b for a, b in layers]
+    return 3 * sum(per) - per[0]
+
+
+def matmul_peak(n=2048, repeat=5):
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    a @ a
+    best = min(_timed(lambda: a @ a) for _ in range(repeat))
+    return 2 * n**3 / best / 1e9
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def describe_machine(threads):
+    blas = [f"{i['internal_api']} {i['version']} ({i.get('threading_layer', '?')}, "
+            f"{i.get('architecture', '?')})" for i in threadpool_info() if i["user_api"] == "blas"]
+    lines = [f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, "
+             f"{platform.system()} {platform.release()}",
+             f"python {platform.python_version()}, numpy {np.__version__}, BLAS: {'; '.join(blas)}",
+             f"torch: {torch.__version__ if torch else 'not installed'}; tinygrad_np {tg.__version__}",
+             f"threads: {threads} (numpy BLAS via threadpoolctl"
+             f"{', torch.set_num_threads' if torch else ''}); dtype float32; SGD lr={LR} "
+             f"momentum={MOMENTUM}"]
+    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    if env:
+        lines.append(f"environment: {env}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--rounds", type=int, default=6, help="interleaved rounds (fresh instances each)")
+    p.add_argument("--steps", type=int, default=100, help="timed steps per implementation per round")
+    p.add_argument("--warmup", type=int, default=10)
+    args = p.parse_args(argv)
+    for threads in args.threads:
+        with threadpool_limits(limits=threads, user_api="blas"):
+            if torch is not None:
+                torch.set_num_threads(threads)
+            print(describe_machine(threads))
+            print(f"float32 matmul peak (2048^3 numpy): {matmul_peak():.1f} GFLOP/s\n")
+            names = [impl.name for impl in implementations()]
+            header = f"{'arch':<16} {'batch':>5}  " + "  ".join(f"{n + ' us':>14}" for n in names) + \
+                "  " + "  ".join(f"{n + '/numpy':>17}" for n in names if n != "numpy") + \
+                f"  {'numpy GFLOP/s':>13}  {'tg GFLOP/s':>10}"
+            print(header)
+            for arch in ARCHS:
+                for batch in BATCHES:
+                    agree = check_agreement(arch, batch)
+                    bad = {k: v for k, v in agree.items() if v > 1e-3}
+                    if bad:
+                        raise SystemExit(f"implementations disagree on {arch} batch {batch}: {bad}")
+                    us = time_interleaved(arch, batch, args.rounds, args.steps, args.warmup)
+                    flops = matmul_flops(arch, batch)
+                    row = f"{'-'.join(map(str, arch)):<16} {batch:>5}  " + \
+                        "  ".join(f"{us[n]:>14.1f}" for n in names) + "  " + \
+                        "  ".join(f"{us[n] / us['numpy']:>16.3f}x" for n in names if n != "numpy") + \
+                        f"  {flops / us['numpy'] / 1e3:>13.1f}  {flops / us['tinygrad_np'] / 1e3:>10.1f}"
+                    print(row, flush=True)
+            print(f"(agreement over the first 100 steps: max relative loss difference to numpy "
+                  f"within 1e-3 for every configuration)\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The baseline: the same MLP written by hand in numpy, with explicit matrix-calculus backward.
+
+float32 throughout, in place where it helps (bias add, ReLU mask, softmax gradient, momentum): the
+honest best a user writes by hand. Used by bench_mlp.py and checked there against tinygrad_np.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class NumpyMLP:
+    """ReLU MLP + softmax cross-entropy, trained with SGD (momentum as torch.optim.SGD, dampening 0)."""
+
+    def __init__(self, weights: list[tuple[np.ndarray, np.ndarray]], lr: float, momentum: float = 0.0):
+        self.params = [(w.astype(np.float32), b.astype(np.float32)) for w, b in weights]
+        self.lr, self.momentum = lr, momentum
+        self.bufs = [(np.zeros_like(w), np.zeros_like(b)) for w, b in self.params] if momentum else None
+        self.first = True
+
+    def forward(self, x: np.ndarray) -> list[np.ndarray]:
+        """Activations of every layer (the input first); the last entry is the logits."""
+        acts = [x]
+        for i, (w, b) in enumerate(self.params):
+            h = acts[-1] @ w
+            h += b
+            if i < len(self.params) - 1:
+                np.maximum(h, 0, out=h)
+            acts.append(h)
+        return acts
+
+    def step(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One SGD step on a batch; returns the mean cross-entropy before the update."""
+        acts = self.forward(x)
+        logits = acts[-1]
+        n = len(y)
+        rows = np.arange(n)
+        logits -= logits.max(axis=1, keepdims=True)  # stable: shift each row by its max
+        probs = np.exp(logits)
+        sums = probs.sum(axis=1, keepdims=True)
+        loss = float(np.log(sums).sum() - logits[rows, y].sum()) / n
+        probs /= sums
+        probs[rows, y] -= 1.0
+        probs *= 1.0 / n
+        grad = probs  # d loss / d logits
+        grads = []
+        for i in range(len(self.params) - 1, -1, -1):
+            w, _ = self.params[i]
+            grads.append((acts[i].T @ grad, grad.sum(axis=0)))
+            if i:
+                grad = grad @ w.T
+                grad *= acts[i] > 0  # ReLU mask from the layer's output
+        self._update(grads[::-1])
+        return loss
+
+    def _update(self, grads) -> None:
+        lr, m = self.lr, self.momentum
+        for k, ((w, b), (gw, gb)) in enumerate(zip(self.params, grads)):
+            if m:
+                bw, bb = self.bufs[k]
+                if self.first:
+                    bw[...], bb[...] = gw, gb
+                else:
+                    bw *= m
+                    bw += gw
+                    bb *= m
+                    bb += gb
+                gw, gb = bw, bb
+            w -= lr * gw
+            b -= lr * gb
+        self.first = False
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)[-1]
