@@ -244,6 +244,9 @@ GRAD_CASES: dict[str, Case] = {
                         lambda *xs, axis: torch.cat(xs, axis)),
     "MatMul": Case(lambda a, b: a @ b, plain(matmul_pair()), lambda a, b: a @ b),
     "Linear": Case(lambda x, w, b: x @ w + b, linear_case(), lambda x, w, b: x @ w + b),
+    "LinearReLU": Case(lambda x, w, b: (x @ w + b).relu(),
+                       linear_case().filter(lambda c: np.all(np.abs(c[0][0] @ c[0][1] + c[0][2]) > 1e-3)),
+                       lambda x, w, b: (x @ w + b).relu()),
     "CrossEntropy": Case(lambda a, labels: F.cross_entropy(a, labels), logits_labels(),
                          lambda a, labels: torch.nn.functional.cross_entropy(a, torch.from_numpy(labels))),
     # --- composites ---

@@ -155,3 +155,15 @@ def test_item_and_len():
 def test_mixed_float_dtypes():
     with pytest.raises(TypeError, match=r"matmul: dtypes float32 and float64 differ"):
         t(2, 2) @ Tensor(np.ones((2, 2)), dtype=np.float64)
+
+
+def test_op_backward_returning_a_non_array():
+    class Scalar(Op):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, grad):
+            return (2.0,)
+
+    with pytest.raises(RuntimeError, match=r"Scalar.backward returned a float for input 0; return an ndarray"):
+        Scalar.apply(t(2, requires_grad=True)).sum().backward()

@@ -342,27 +342,26 @@ class Concatenate(Op):
 # --- linear algebra ---
 
 
+def matmul_error(a: tuple[int, ...], b: tuple[int, ...]) -> str:
+    """What is wrong with a @ b, and how to fix it."""
+    if not a or not b:
+        return f"matmul: got {a} @ {b}; a 0-d operand has no matrix dimensions, use * to scale"
+    k = b[-2] if len(b) > 1 else b[0]
+    if a[-1] != k:
+        return (f"matmul: expected (..., n, k) @ (..., k, m), got {a} @ {b}: inner dimensions "
+                f"{a[-1]} and {k} differ; transpose an operand (.T) or fix its size")
+    return f"matmul: batch dimensions of {a} @ {b} do not broadcast ({a[:-2]} vs {b[:-2]})"
+
+
 class MatMul(Op):
     """out = x @ w (np.matmul: 1-D, 2-D, batched);  dx = g @ w^T,  dw = x^T @ g, summed over broadcast batch dims"""
 
     def forward(self, x, w):
-        if x.ndim == 0 or w.ndim == 0:
-            raise ValueError(f"matmul: got {x.shape} @ {w.shape}; a 0-d operand has no matrix "
-                             f"dimensions, use * to scale")
-        k = w.shape[-2] if w.ndim > 1 else w.shape[0]
-        if x.shape[-1] != k:
-            raise ValueError(
-                f"matmul: expected (..., n, k) @ (..., k, m), got {x.shape} @ {w.shape}: inner "
-                f"dimensions {x.shape[-1]} and {k} differ; transpose an operand (.T) or fix its size"
-            )
-        if x.ndim > 2 or w.ndim > 2:
-            try:
-                np.broadcast_shapes(x.shape[:-2], w.shape[:-2])
-            except ValueError:
-                raise ValueError(f"matmul: batch dimensions of {x.shape} @ {w.shape} do not "
-                                 f"broadcast ({x.shape[:-2]} vs {w.shape[:-2]})") from None
         self.x, self.w = x, w
-        return np.matmul(x, w)
+        try:
+            return np.matmul(x, w)
+        except ValueError:  # explain numpy's refusal in terms of shapes and a fix
+            raise ValueError(matmul_error(x.shape, w.shape)) from None
 
     def backward(self, grad):
         x, w = self.x, self.w
@@ -406,6 +405,21 @@ class Linear(Op):
         if self.needs_grad[2]:
             gb = g2.sum(axis=0)
         return gx, gw, gb
+
+
+class LinearReLU(Linear):
+    """out = relu(x @ w + b);  the Linear gradients of g * (out > 0)   (relu'(0) = 0)
+
+    Tensor records this one node for ``(x @ W + b).relu()``; preact is the recorded x @ W + b.
+    """
+
+    def forward(self, x, w, b, *, preact):
+        self.x, self.w = x, w
+        self.out = np.maximum(preact, 0)
+        return self.out
+
+    def backward(self, grad):
+        return super().backward(grad * (self.out > 0))
 
 
 class CrossEntropy(Op):

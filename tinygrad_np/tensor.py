@@ -191,7 +191,22 @@ class Tensor:
                 else:
                     node.grad = g.copy()
                 continue
-            _propagate(op, node._parents, op.backward(g), pending)
+            grads = op.backward(g)
+            parents = node._parents
+            if type(grads) is not tuple or len(grads) != len(parents):
+                raise RuntimeError(f"{type(op).__name__}.backward must return a tuple with one "
+                                   f"entry per input ({len(parents)}), got {type(grads).__name__}")
+            for parent, pg in zip(parents, grads):
+                if not parent.requires_grad:
+                    continue
+                if type(pg) is not np.ndarray and isinstance(pg, np.generic):
+                    pg = np.asarray(pg)  # a numpy scalar from a full reduction, for a 0-d input
+                if type(pg) is not np.ndarray or pg.shape != parent.data.shape \
+                        or pg.dtype != parent.data.dtype:
+                    _bad_grad(op, parents, grads)
+                key = id(parent)
+                prev = pending.get(key)
+                pending[key] = pg if prev is None else prev + pg  # out of place: pg may be shared
             if not retain_graph:
                 node._op, node._parents = _RELEASED, ()
 
@@ -378,6 +393,8 @@ class Tensor:
 
     def relu(self) -> Tensor:
         """max(x, 0), with relu'(0) = 0 (as PyTorch)."""
+        if type(self._op) is ops.Linear:  # (x @ W + b).relu(): one node; self keeps its own
+            return Tensor._apply(ops.LinearReLU, *self._parents, preact=self.data)
         return Tensor._apply(ops.ReLU, self)
 
     def tanh(self) -> Tensor:
@@ -532,22 +549,20 @@ def _index_part(i):
     return i
 
 
-def _propagate(op, parents, grads, pending: dict) -> None:
-    """Add an op's input gradients into pending, checking each against its input (bugs name the op)."""
+def _bad_grad(op, parents, grads) -> None:
+    """Raise the error for an op whose backward broke the contract (a bug in that op, by name)."""
     name = type(op).__name__
-    if not isinstance(grads, tuple) or len(grads) != len(parents):
-        raise RuntimeError(f"{name}.backward must return a tuple with one entry per input "
-                           f"({len(parents)}), got {type(grads).__name__}")
     for i, (parent, pg) in enumerate(zip(parents, grads)):
         if not parent.requires_grad:
             continue
         if pg is None:
             raise RuntimeError(f"{name}.backward returned None for input {i}, which needs a gradient")
+        if not isinstance(pg, np.ndarray):
+            raise RuntimeError(f"{name}.backward returned a {type(pg).__name__} for input {i}; "
+                               f"return an ndarray of the input's shape and dtype")
         if pg.shape != parent.shape or pg.dtype != parent.dtype:
             raise RuntimeError(f"{name}.backward returned a grad of shape {pg.shape} ({pg.dtype}) for "
                                f"input {i} of shape {parent.shape} ({parent.dtype}): a bug in {name}")
-        prev = pending.get(id(parent))
-        pending[id(parent)] = pg if prev is None else prev + pg  # out of place: pg may be shared
 
 
 def _toposort(root: Tensor) -> list[Tensor]:
