@@ -207,6 +207,7 @@ class Tensor:
                 key = id(parent)
                 prev = pending.get(key)
                 pending[key] = pg if prev is None else prev + pg  # out of place: pg may be shared
+            grads = pg = None  # drop our references, so a leaf can adopt its gradient uncopied
             if not retain_graph:
                 node._op, node._parents = _RELEASED, ()
 
