@@ -422,6 +422,12 @@ class LinearReLU(Linear):
         return super().backward(grad * (self.out > 0))
 
 
+def _bad_labels(labels: np.ndarray, classes: int):
+    bad = int(np.flatnonzero((labels < 0) | (labels >= classes))[0])
+    raise ValueError(f"cross_entropy: label {int(labels[bad])} at position {bad} is outside "
+                     f"[0, {classes}); labels must index the {classes} classes")
+
+
 class CrossEntropy(Op):
     """out = mean_i(logsumexp(x_i) - x_i[labels_i]);  dx = g * (softmax(x) - onehot(labels)) / n
 
@@ -436,17 +442,19 @@ class CrossEntropy(Op):
         if labels.shape != (x.shape[0],) or labels.dtype.kind not in "iu":
             raise ValueError(f"cross_entropy: expected integer labels of shape ({x.shape[0]},), got "
                              f"{labels.dtype} {labels.shape}")
-        if labels.size and (labels.min() < 0 or labels.max() >= x.shape[1]):
-            bad = int(np.flatnonzero((labels < 0) | (labels >= x.shape[1]))[0])
-            raise ValueError(f"cross_entropy: label {int(labels[bad])} at position {bad} is outside "
-                             f"[0, {x.shape[1]}); labels must index the {x.shape[1]} classes")
+        if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
+            _bad_labels(labels, x.shape[1])
         rows = np.arange(x.shape[0])
         shifted = x - x.max(axis=1, keepdims=True)
+        try:
+            picked = shifted[rows, labels]  # raises for a label >= classes (negatives were refused)
+        except IndexError:
+            _bad_labels(labels, x.shape[1])
         probs = np.exp(shifted)
         sums = probs.sum(axis=1, keepdims=True)
         probs /= sums  # in place: probs is ours
         self.probs, self.rows, self.labels = probs, rows, labels
-        loss = (np.log(sums).sum() - shifted[rows, labels].sum()) / x.shape[0]
+        loss = (np.log(sums).sum() - picked.sum()) / x.shape[0]
         return np.asarray(loss, dtype=x.dtype)
 
     def backward(self, grad):

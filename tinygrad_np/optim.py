@@ -107,19 +107,26 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov=True needs momentum > 0")
         self.momentum, self.weight_decay, self.nesterov = float(momentum), float(weight_decay), nesterov
 
-    def _update(self, i, p, grad):
-        if self.weight_decay:
-            grad = grad + self.weight_decay * p.data
-        if self.momentum:
-            first = self.state["momentum_buffer"][i] is None
-            buf = self._buffer("momentum_buffer", i, grad)
-            if first:
-                buf[...] = grad
-            else:
-                buf *= self.momentum
-                buf += grad
-            grad = grad + self.momentum * buf if self.nesterov else buf
-        p.data -= self.lr * grad
+    def step(self) -> None:
+        """Update every parameter that has a gradient (one loop, no per-parameter calls: it is hot)."""
+        self.steps += 1
+        lr, momentum, decay, nesterov = self.lr, self.momentum, self.weight_decay, self.nesterov
+        bufs = self.state["momentum_buffer"]
+        for i, p in enumerate(self.params):
+            grad = p.grad
+            if grad is None:
+                continue
+            if decay:
+                grad = grad + decay * p.data
+            if momentum:
+                buf = bufs[i]
+                if buf is None:
+                    buf = bufs[i] = grad.copy()
+                else:
+                    buf *= momentum
+                    buf += grad
+                grad = grad + momentum * buf if nesterov else buf
+            p.data -= lr * grad
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)

@@ -26,7 +26,10 @@ def _sole_refs() -> int:
 
 
 _SOLE_REFS = _sole_refs()
+_FLOAT32 = np.dtype(np.float32)
 _RELEASED = "released"  # marks a node whose op was freed by backward(); its graph cannot be re-run
+_FREED = ("backward(): this graph was freed by an earlier backward(); run the forward again, or "
+          "pass retain_graph=True the first time")
 
 
 def is_grad_enabled() -> bool:
@@ -77,7 +80,7 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
-        dtype = np.dtype(np.float32 if dtype is None else dtype)
+        dtype = _FLOAT32 if dtype is None else np.dtype(dtype)
         if requires_grad and not _is_float(dtype):
             raise TypeError(
                 f"Tensor: requires_grad=True needs a floating dtype, got {dtype}; "
@@ -177,9 +180,9 @@ class Tensor:
                 raise ValueError(f"backward(): grad has shape {grad.shape}, tensor has shape "
                                  f"{self.shape}; pass a grad of the tensor's shape")
             grad = grad.astype(self.dtype, copy=False)
-        pending = {id(self): grad}
+        pending = {self: grad}  # Tensor -> gradient so far; tensors hash by identity
         for node in _toposort(self):
-            g = pending.pop(id(node), None)  # pop: free each gradient once consumed
+            g = pending.pop(node, None)  # pop: free each gradient once consumed
             if g is None:
                 continue
             op = node._op
@@ -204,9 +207,8 @@ class Tensor:
                 if type(pg) is not np.ndarray or pg.shape != parent.data.shape \
                         or pg.dtype != parent.data.dtype:
                     _bad_grad(op, parents, grads)
-                key = id(parent)
-                prev = pending.get(key)
-                pending[key] = pg if prev is None else prev + pg  # out of place: pg may be shared
+                prev = pending.get(parent)
+                pending[parent] = pg if prev is None else prev + pg  # out of place: pg may be shared
             grads = pg = None  # drop our references, so a leaf can adopt its gradient uncopied
             if not retain_graph:
                 node._op, node._parents = _RELEASED, ()
@@ -274,6 +276,9 @@ class Tensor:
 
     def _pair(self, other, name: str) -> tuple[Tensor, Tensor] | None:
         """self and other with one dtype, the operands that need grad broadcast to the output's shape."""
+        if type(other) is Tensor and other.data.dtype is self.data.dtype \
+                and other.data.shape == self.data.shape:
+            return self, other  # the common case, decided without further calls
         if isinstance(other, Tensor):
             self, other = _unify(self, other, name)
         elif isinstance(other, (int, float, bool, np.ndarray, np.generic, list, tuple)):
@@ -298,8 +303,11 @@ class Tensor:
         return Tensor._apply(op_cls, *(pair[::-1] if reflected else pair))
 
     def __add__(self, other):
-        fused = _linear(self, other) or _linear(other, self)
-        return fused if fused is not None else self._binary(ops.Add, other, "add")
+        if type(self._op) is ops.MatMul or type(getattr(other, "_op", None)) is ops.MatMul:
+            fused = _linear(self, other) or _linear(other, self)
+            if fused is not None:
+                return fused
+        return self._binary(ops.Add, other, "add")
 
     def __radd__(self, other):
         return self._binary(ops.Add, other, "add", reflected=True)
@@ -344,6 +352,8 @@ class Tensor:
 
     def matmul(self, other) -> Tensor:
         """np.matmul semantics: 1-D, 2-D and batched operands with broadcast batch dimensions."""
+        if type(other) is Tensor and other.data.dtype is self.data.dtype:
+            return Tensor._apply(ops.MatMul, self, other)
         other = Tensor._lift(other, self.dtype)
         if self.dtype != other.dtype:
             raise TypeError(f"matmul: dtypes {self.dtype} and {other.dtype} differ; cast one "
@@ -351,6 +361,8 @@ class Tensor:
         return Tensor._apply(ops.MatMul, self, other)
 
     def __matmul__(self, other):
+        if type(other) is Tensor and other.data.dtype is self.data.dtype:
+            return Tensor._apply(ops.MatMul, self, other)
         return self.matmul(other) if isinstance(other, (Tensor, np.ndarray, list)) else NotImplemented
 
     def __rmatmul__(self, other):
@@ -521,7 +533,9 @@ def _linear(product, bias) -> Tensor | None:
     if not (isinstance(product, Tensor) and isinstance(bias, Tensor)) or type(product._op) is not ops.MatMul:
         return None
     x, w = product._parents
-    if w.ndim != 2 or bias.shape != (w.shape[1],) or bias.dtype != product.dtype:
+    w_shape, b_shape = w.data.shape, bias.data.shape
+    if len(w_shape) != 2 or len(b_shape) != 1 or b_shape[0] != w_shape[1] \
+            or bias.data.dtype != product.data.dtype:
         return None
     return Tensor._apply(ops.Linear, x, w, bias, product=product.data)
 
@@ -567,20 +581,25 @@ def _bad_grad(op, parents, grads) -> None:
 
 
 def _toposort(root: Tensor) -> list[Tensor]:
-    """Nodes reachable from root, every node before the nodes it was computed from. No recursion."""
-    order, seen, stack = [], set(), [(root, False)]
+    """Nodes reachable from root through tensors that require grad, every node before the nodes it
+    was computed from: a depth-first search with a stack of parent iterators (no recursion)."""
+    if root._op is _RELEASED:
+        raise RuntimeError(_FREED)
+    order, seen, stack = [], {root}, [(root, iter(root._parents))]
     while stack:
-        node, children_done = stack.pop()
-        if children_done:
+        node, parents = stack[-1]
+        for p in parents:
+            if p.requires_grad and p not in seen:
+                if p._op is _RELEASED:
+                    raise RuntimeError(_FREED)
+                seen.add(p)
+                stack.append((p, iter(p._parents)))
+                break
+        else:  # every parent is placed: node comes before them
+            stack.pop()
             order.append(node)
-        elif id(node) not in seen:
-            if node._op is _RELEASED:
-                raise RuntimeError("backward(): this graph was freed by an earlier backward(); run "
-                                   "the forward again, or pass retain_graph=True the first time")
-            seen.add(id(node))
-            stack.append((node, True))
-            stack.extend((p, False) for p in node._parents if p.requires_grad)
-    return order[::-1]
+    order.reverse()
+    return order
 
 
 # --- module functions ---

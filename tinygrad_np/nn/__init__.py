@@ -213,8 +213,11 @@ class MLP(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         *hidden, last = self.linears
+        drop = self.dropout if self.dropout.p and self.dropout.training else None
         for layer in hidden:
-            x = self.dropout(self.activation(x @ layer.weight + layer.bias))
+            x = self.activation(x @ layer.weight + layer.bias)
+            if drop is not None:
+                x = drop(x)
         return x @ last.weight + last.bias
 
     def __repr__(self) -> str:
