@@ -22,6 +22,8 @@ def normalize_axis(axis, ndim: int, op: str) -> tuple[int, ...]:
     """axis (None, int or tuple of ints, negatives allowed) -> sorted tuple of non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case, quickly
+        return (axis % ndim,)
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for a in axes:

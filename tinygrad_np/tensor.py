@@ -285,9 +285,14 @@ class Tensor:
             other = Tensor._wrap(np.asarray(other, self.dtype if _is_float(self.dtype) else None))
         else:
             return None
-        if self.shape == other.shape:
+        if self.data.shape == other.data.shape:
             return self, other
-        shape = broadcast_shape(name, self.shape, other.shape)
+        if not ((self.requires_grad or other.requires_grad) and _grad_enabled.get()):
+            return self, other  # nothing to record: the op broadcasts natively (_binary explains errors)
+        if (other.data.ndim == 0 and not other.requires_grad) or \
+                (self.data.ndim == 0 and not self.requires_grad):
+            return self, other  # a scalar constant: the other operand already has the output's shape
+        shape = broadcast_shape(name, self.data.shape, other.data.shape)
         return self._grow(shape), other._grow(shape)
 
     def _grow(self, shape) -> Tensor:
@@ -300,7 +305,11 @@ class Tensor:
         pair = self._pair(other, name)
         if pair is None:
             return NotImplemented
-        return Tensor._apply(op_cls, *(pair[::-1] if reflected else pair))
+        try:
+            return Tensor._apply(op_cls, *(pair[::-1] if reflected else pair))
+        except ValueError:
+            broadcast_shape(name, pair[0].data.shape, pair[1].data.shape)  # names the shapes, if that was it
+            raise
 
     def __add__(self, other):
         if type(self._op) is ops.MatMul or type(getattr(other, "_op", None)) is ops.MatMul:
@@ -331,6 +340,8 @@ class Tensor:
         return self._binary(ops.Pow, other, "pow", reflected=True)
 
     def __sub__(self, other):
+        if not isinstance(other, Tensor) and isinstance(other, (int, float, np.ndarray, np.generic)):
+            return self + np.negative(other, dtype=self.dtype if _is_float(self.dtype) else None)
         pair = self._pair(other, "sub")
         return NotImplemented if pair is None else pair[0] + (-pair[1])
 

@@ -43,7 +43,8 @@ ACTIVATIONS = {"relu": relu, "leaky_relu": leaky_relu, "gelu": gelu, "tanh": tan
 
 def cross_entropy(logits: Tensor, labels) -> Tensor:
     """Mean negative log-likelihood of integer labels under softmax(logits), fused and stable."""
-    labels = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+    if type(labels) is not np.ndarray:
+        labels = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
     return Tensor._apply(ops.CrossEntropy, logits, labels=labels)
 
 
