@@ -64,3 +64,33 @@ def test_bool_and_int_tensors_take_the_float_dtype():
     assert y.dtype == np.float32
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, [1.0, 0.0])
+
+
+def test_training_step_has_no_float64_anywhere():
+    """The MLP's float32 path: every recorded value, op state array, gradient and optimizer buffer."""
+    from tinygrad_np import nn, optim
+    from tinygrad_np.nn import functional as F
+    from tinygrad_np.tensor import _toposort
+
+    rng = np.random.default_rng(0)
+    for opt_cls in (optim.SGD, optim.AdamW):
+        model = nn.MLP([20, 16, 8, 4], activation="relu", dropout=0.1, rng=rng)
+        kwargs = {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3} if opt_cls is optim.SGD else {}
+        opt = opt_cls(model.parameters(), lr=0.01, **kwargs)
+        for _ in range(2):
+            x = rng.standard_normal((5, 20)).astype(np.float32)
+            loss = F.cross_entropy(model(Tensor(x)), rng.integers(0, 4, 5))
+            for node in _toposort(loss):
+                assert node.dtype == np.float32, node
+                state = vars(node._op).values() if node._op is not None else ()
+                for value in state:
+                    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                        assert value.dtype == np.float32, (type(node._op).__name__, value.dtype)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            assert loss.dtype == np.float32 and isinstance(loss.item(), float)
+        for p in model.parameters():
+            assert p.dtype == np.float32 and p.grad.dtype == np.float32
+        for bufs in opt.state.values():
+            assert all(b.dtype == np.float32 for b in bufs)
