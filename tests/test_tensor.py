@@ -118,3 +118,18 @@ def test_where_and_clip():
     np.testing.assert_array_equal(tg.where([True, False, True], 1.0, x).data, [1.0, 0.5, 1.0])
     np.testing.assert_array_equal(x.clip(-1, 1).data, [-1.0, 0.5, 1.0])
     np.testing.assert_array_equal(x.clip(low=0).data, [0.0, 0.5, 3.0])
+
+
+def test_truth_value():
+    assert bool(Tensor(1.0)) and not bool(Tensor([0.0]))
+    with pytest.raises(ValueError, match=r"truth value of a tensor of shape \(2,\) is ambiguous"):
+        bool(Tensor([1.0, 2.0]))
+
+
+def test_fused_linear_with_empty_and_0d_operands():
+    w = Tensor(np.ones((3, 2)), requires_grad=True)
+    b = Tensor(np.ones(2), requires_grad=True)
+    empty = Tensor(np.zeros((0, 3))) @ w + b
+    assert empty.shape == (0, 2)
+    vec = Tensor(np.ones(3)) @ w + b
+    np.testing.assert_array_equal(vec.data, [4.0, 4.0])

@@ -173,7 +173,7 @@ class Tensor:
                     f"backward() without grad= needs a scalar (size-1) tensor, got shape "
                     f"{self.shape}; reduce first (loss.mean() or loss.sum()) or pass grad="
                 )
-            grad = np.ones_like(self.data)
+            grad = np.ones(self.data.shape, self.data.dtype)
         else:
             grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
             if grad.shape != self.shape:
@@ -258,6 +258,12 @@ class Tensor:
     def __array__(self, dtype=None, copy=None):
         return np.array(self.data, dtype=dtype, copy=copy) if copy else np.asarray(self.data, dtype)
 
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; use "
+                             f".any() or .all() on .data, or reduce first")
+        return bool(self.data)
+
     def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
@@ -313,7 +319,9 @@ class Tensor:
 
     def __add__(self, other):
         if type(self._op) is ops.MatMul or type(getattr(other, "_op", None)) is ops.MatMul:
-            fused = _linear(self, other) or _linear(other, self)
+            fused = _linear(self, other)
+            if fused is None:
+                fused = _linear(other, self)
             if fused is not None:
                 return fused
         return self._binary(ops.Add, other, "add")
