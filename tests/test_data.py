@@ -4,7 +4,10 @@ against a local HTTP server on 127.0.0.1 (never the network)."""
 import gzip
 import hashlib
 import http.server
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -312,3 +315,50 @@ def test_cache_dir_from_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("TINYGRAD_NP_DATA")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "c"))
     assert data.cache_dir() == tmp_path / "c" / "tinygrad_np"
+
+
+def test_slow_server_times_out_and_retries_a_bounded_number_of_times(tmp_path):
+    files, md5s = fake_mnist_files()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            time.sleep(1.5)  # longer than the client's timeout
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hits = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        start = time.perf_counter()
+        with pytest.raises(DownloadError, match=r"timed out"):
+            data.download("mnist", cache=tmp_path, mirrors=[f"http://127.0.0.1:{httpd.server_address[1]}/"],
+                          checksums=md5s, timeout=0.3, attempts=3)
+        assert time.perf_counter() - start < 10
+        assert len(hits) == 3  # one file, three attempts, then it gives up
+        assert cache_files(tmp_path) == []
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_concurrent_downloads_do_not_corrupt_the_cache(server, tmp_path):
+    files, md5s = fake_mnist_files()
+    for name, body in files.items():
+        server.routes[f"/m/{name}"] = body
+    code = ("import sys; from tinygrad_np import data; "
+            f"data.download('mnist', cache={str(tmp_path)!r}, mirrors=[{server.url + 'm/'!r}], "
+            f"checksums={md5s!r})")
+    root = Path(__file__).resolve().parents[1]
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=root, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    for p in procs:
+        assert p.wait(timeout=60) == 0, p.stderr.read()
+    folder = tmp_path / "mnist"
+    assert cache_files(folder) == sorted(files)  # no temporary files left either
+    for name, md5 in md5s.items():
+        assert hashlib.md5((folder / name).read_bytes()).hexdigest() == md5

@@ -167,3 +167,47 @@ def test_op_backward_returning_a_non_array():
 
     with pytest.raises(RuntimeError, match=r"Scalar.backward returned a float for input 0; return an ndarray"):
         Scalar.apply(t(2, requires_grad=True)).sum().backward()
+
+
+def test_detect_anomaly_names_the_first_forward_op():
+    x = Tensor([1.0, 0.0, 2.0], requires_grad=True)
+    with tg.detect_anomaly(), np.errstate(divide="ignore"):
+        with pytest.raises(tg.AnomalyError, match=r"detect_anomaly: Log.forward produced inf \(output "
+                                                  r"shape \(3,\)\) from inputs of shapes \(3,\)$"):
+            (x * 2.0).log().exp()
+    with np.errstate(divide="ignore"):  # outside the context nothing is checked
+        assert np.isinf((x * 2.0).log().data).any()
+
+
+def test_detect_anomaly_names_the_backward_op_and_says_when_inputs_were_bad():
+    x = Tensor([4.0, 0.0], requires_grad=True)
+    y = x.sqrt().sum()  # finite forward; d sqrt / dx at 0 is inf
+    with tg.detect_anomaly(), np.errstate(divide="ignore"):
+        with pytest.raises(tg.AnomalyError, match=r"Pow.backward produced inf in the gradient of input 0"):
+            y.backward()
+    with tg.detect_anomaly(), np.errstate(invalid="ignore"):
+        with pytest.raises(tg.AnomalyError, match=r"Mul.forward produced NaN .*an input was already non-finite"):
+            Tensor([np.nan]) * 2.0
+
+
+def test_detect_anomaly_as_decorator_and_quiet_when_finite():
+    @tg.detect_anomaly()
+    def fine(t):
+        return (t * t).sum()
+
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    fine(x).backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0])
+
+
+def test_softmax_family_finite_for_huge_float32_logits():
+    from tinygrad_np.nn import functional as F
+
+    logits = Tensor(np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 5e3]], np.float32), requires_grad=True)
+    assert np.isfinite(logits.softmax().data).all()
+    log_p = logits.log_softmax().data
+    assert log_p.dtype == np.float32 and np.isfinite(log_p).all()
+    assert log_p[0, 0] == 0.0 and log_p[1, 1] == 0.0  # the winners, exactly
+    loss = F.cross_entropy(logits, [0, 2])
+    loss.backward()
+    assert np.isfinite(loss.item()) and np.isfinite(logits.grad).all()

@@ -5,14 +5,14 @@ from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore, s
 from .data import DataError, load_mnist
 from .gradcheck import GradcheckError, gradcheck, numerical_grads
 from .ops import Op
-from .tensor import (Tensor, concatenate, is_grad_enabled, no_grad, ones, randn, stack, uniform,
-                     where, zeros)
+from .tensor import (AnomalyError, Tensor, concatenate, detect_anomaly, is_grad_enabled, no_grad,
+                     ones, randn, stack, uniform, where, zeros)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Checkpoint", "CheckpointError", "DataError", "data", "load_checkpoint", "load_mnist", "nn",
     "optim", "restore", "save_checkpoint",
-    "GradcheckError", "Op", "Tensor", "concatenate", "gradcheck", "is_grad_enabled", "no_grad",
+    "AnomalyError", "detect_anomaly", "GradcheckError", "Op", "Tensor", "concatenate", "gradcheck", "is_grad_enabled", "no_grad",
     "numerical_grads", "ones", "ops", "randn", "stack", "uniform", "where", "zeros",
 ]

@@ -7,7 +7,6 @@ Arrays are stored as .npy members and everything else as one JSON string, so loa
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +64,17 @@ class Checkpoint:
         if spec.get("class") != "MLP" or not spec.get("config"):
             raise CheckpointError(f"{self.path}: holds a {spec.get('class')} without a recorded "
                                   f"architecture; build the model yourself and use restore()")
-        model = nn.MLP(**spec["config"], rng=rng or np.random.default_rng(0))
+        config = spec["config"]
+        sizes = config.get("sizes") if isinstance(config, dict) else None
+        shapes = [self.model_state.get(f"linears.{i}.weight", np.empty(0)).shape
+                  for i in range(len(sizes) - 1)] if isinstance(sizes, list) and len(sizes) > 1 else None
+        if shapes is None or shapes != [tuple(sizes[i:i + 2]) for i in range(len(sizes) - 1)]:
+            raise CheckpointError(f"{self.path}: the recorded architecture {config!r:.120} does not "
+                                  f"match the stored weights")
+        try:
+            model = nn.MLP(**config, rng=rng or np.random.default_rng(0))
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{self.path}: bad recorded architecture: {e}") from None
         self.load_into(model)
         return model
 
@@ -91,9 +100,11 @@ def load_checkpoint(path) -> Checkpoint:
         raise CheckpointError(f"{path}: no such file") from None
     except CheckpointError:
         raise
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as e:
-        # ValueError covers object arrays, which allow_pickle=False refuses to load
-        raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: is a directory, expected a checkpoint file") from None
+    except Exception as e:  # a hostile or corrupt file can fail inside numpy/zipfile in many ways;
+        # object arrays (which would need pickle) fail here too: allow_pickle=False refuses them
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a tinygrad_np checkpoint (format {meta!r:.60})")
     if meta.get("version") != VERSION:

@@ -249,11 +249,16 @@ def read_mnist_csv(path) -> tuple[np.ndarray, np.ndarray]:
         frame = pd.read_csv(path, header=None, dtype=str, engine="c")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not a readable CSV file ({str(e).splitlines()[0]})") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected a CSV file") from None
+    except Exception as e:  # pandas raises many kinds on hostile input; all mean "not our CSV"
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise DataError(f"{path}: not a readable CSV file ({first})") from None
     header = None
     if len(frame) and not _is_number(frame.iloc[0, 0]):
         header, frame = [str(c).strip() for c in frame.iloc[0]], frame.iloc[1:]
+    if frame.empty:
+        raise DataError(f"{path}: no data rows")
     if frame.shape[1] != 785:
         hint = (" (this looks like a test file without labels; give a file with a label column)"
                 if frame.shape[1] == 784 else "")

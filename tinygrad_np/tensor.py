@@ -32,6 +32,50 @@ _FREED = ("backward(): this graph was freed by an earlier backward(); run the fo
           "pass retain_graph=True the first time")
 
 
+class AnomalyError(FloatingPointError):
+    """Raised under detect_anomaly() by the first op whose forward or backward made a NaN or inf."""
+
+
+_anomaly = contextvars.ContextVar("tinygrad_np_detect_anomaly", default=False)
+
+
+class detect_anomaly(contextlib.ContextDecorator):
+    """Check every op's output and gradients inside; the first NaN or inf raises AnomalyError naming
+    the op, forward or backward, and its input shapes. Slower: use it to find where things blow up."""
+
+    def __init__(self):
+        self._tokens = []
+
+    def __enter__(self):
+        self._tokens.append(_anomaly.set(True))
+        return self
+
+    def __exit__(self, *exc):
+        _anomaly.reset(self._tokens.pop())
+        return False
+
+    def _recreate_cm(self):
+        return detect_anomaly()
+
+
+def _check_finite(value: np.ndarray, op: str, inputs, phase: str = "forward", index: int = 0) -> None:
+    """Under detect_anomaly(): raise if value (an op's output, or its gradient for input `index`)
+    holds NaN or inf; inputs are the op's inputs (forward) or its upstream gradient (backward)."""
+    if value.dtype.kind != "f" or np.isfinite(value).all():
+        return
+    kind = "NaN" if np.isnan(value).any() else "inf"
+    already = not all(x.dtype.kind != "f" or np.isfinite(x).all() for x in inputs)
+    if phase == "forward":
+        where = (f"{op}.forward produced {kind} (output shape {value.shape}) from inputs of shapes "
+                 + ", ".join(str(x.shape) for x in inputs)
+                 + ("; an input was already non-finite" if already else ""))
+    else:
+        where = (f"{op}.backward produced {kind} in the gradient of input {index} (shape "
+                 f"{value.shape}) from an upstream gradient of shape {inputs[0].shape}"
+                 + (" that was already non-finite" if already else ""))
+    raise AnomalyError(f"detect_anomaly: {where}")
+
+
 def is_grad_enabled() -> bool:
     """False inside no_grad()."""
     return _grad_enabled.get()
@@ -119,6 +163,8 @@ class Tensor:
                 and _is_float(parents[0].data.dtype):
             raise RuntimeError(f"{op_cls.__name__}.forward returned {data.dtype} for "
                                f"{parents[0].data.dtype} input; an op must keep its input dtype")
+        if _anomaly.get():
+            _check_finite(data, op_cls.__name__, [p.data for p in parents])
         out = Tensor.__new__(Tensor)
         out.data, out.grad = data, None
         if True in needs:
@@ -181,6 +227,7 @@ class Tensor:
                                  f"{self.shape}; pass a grad of the tensor's shape")
             grad = grad.astype(self.dtype, copy=False)
         pending = {self: grad}  # Tensor -> gradient so far; tensors hash by identity
+        anomaly = _anomaly.get()
         for node in _toposort(self):
             g = pending.pop(node, None)  # pop: free each gradient once consumed
             if g is None:
@@ -196,6 +243,10 @@ class Tensor:
                 continue
             grads = op.backward(g)
             parents = node._parents
+            if anomaly:
+                for i, pg in enumerate(grads if type(grads) is tuple else ()):
+                    if isinstance(pg, np.ndarray):
+                        _check_finite(pg, type(op).__name__, [g], "backward", i)
             if type(grads) is not tuple or len(grads) != len(parents):
                 raise RuntimeError(f"{type(op).__name__}.backward must return a tuple with one "
                                    f"entry per input ({len(parents)}), got {type(grads).__name__}")
