@@ -458,7 +458,7 @@ class CrossEntropy(Op):
         return np.asarray(loss, dtype=x.dtype)
 
     def backward(self, grad):
-        scale = grad / len(self.labels)
+        scale = float(grad) / len(self.labels)  # a Python float keeps float32 float32
         dx = self.probs * scale  # a new array: probs stays intact for another backward()
         dx[self.rows, self.labels] -= scale
         return (dx,)

@@ -255,12 +255,13 @@ class Tensor:
                     continue
                 if type(pg) is not np.ndarray and isinstance(pg, np.generic):
                     pg = np.asarray(pg)  # a numpy scalar from a full reduction, for a 0-d input
-                if type(pg) is not np.ndarray or pg.shape != parent.data.shape \
-                        or pg.dtype != parent.data.dtype:
+                data = parent.data
+                if type(pg) is not np.ndarray or pg.shape != data.shape or \
+                        (pg.dtype is not data.dtype and pg.dtype != data.dtype):
                     _bad_grad(op, parents, grads)
                 prev = pending.get(parent)
                 pending[parent] = pg if prev is None else prev + pg  # out of place: pg may be shared
-            grads = pg = None  # drop our references, so a leaf can adopt its gradient uncopied
+            grads = pg = data = None  # drop our references, so a leaf can adopt its gradient uncopied
             if not retain_graph:
                 node._op, node._parents = _RELEASED, ()
 
