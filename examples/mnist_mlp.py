@@ -252,11 +252,11 @@ def train(run: Run, data) -> None:
                   "test_accuracy": F.accuracy(predict(model, x_test), data.y_test)}
         run.history.append(record)
         run.epoch = epoch
+        if args.save is not None:
+            run.save()  # before the epoch's line: what the line reports is on disk
         print(f"epoch {epoch:3d}/{args.epochs}  loss {record['loss']:.4f}  "
               f"train {100 * record['train_accuracy']:.2f}%  test {100 * record['test_accuracy']:.2f}%  "
               f"{seconds:.1f}s", flush=True)
-        if args.save is not None:
-            run.save()
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray):

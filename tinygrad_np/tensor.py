@@ -226,21 +226,17 @@ class Tensor:
                 raise ValueError(f"backward(): grad has shape {grad.shape}, tensor has shape "
                                  f"{self.shape}; pass a grad of the tensor's shape")
             grad = grad.astype(self.dtype, copy=False)
-        pending = {self: grad}  # Tensor -> gradient so far; tensors hash by identity
+        if self._op is None:  # a leaf: its gradient is grad itself
+            _accumulate(self, grad.copy())
+            return
+        pending = {self: grad}  # op node -> its gradient so far; tensors hash by identity
+        leaf_grads = {}  # leaf -> its gradient so far, stored into .grad at the end
         anomaly = _anomaly.get()
         for node in _toposort(self):
             g = pending.pop(node, None)  # pop: free each gradient once consumed
             if g is None:
                 continue
             op = node._op
-            if op is None:  # a leaf: accumulate out of place into an array the leaf owns
-                if node.grad is not None:
-                    node.grad = node.grad + g
-                elif g.base is None and g.flags.writeable and sys.getrefcount(g) <= _SOLE_REFS:
-                    node.grad = g  # nothing else refers to this array: adopt it, no copy
-                else:
-                    node.grad = g.copy()
-                continue
             grads = op.backward(g)
             parents = node._parents
             if anomaly:
@@ -259,11 +255,19 @@ class Tensor:
                 if type(pg) is not np.ndarray or pg.shape != data.shape or \
                         (pg.dtype is not data.dtype and pg.dtype != data.dtype):
                     _bad_grad(op, parents, grads)
-                prev = pending.get(parent)
-                pending[parent] = pg if prev is None else prev + pg  # out of place: pg may be shared
-            grads = pg = data = None  # drop our references, so a leaf can adopt its gradient uncopied
+                into = leaf_grads if parent._op is None else pending
+                prev = into.get(parent)
+                into[parent] = pg if prev is None else prev + pg  # out of place: pg may be shared
+            grads = pg = data = g = None  # drop our references, so leaves can adopt their arrays
             if not retain_graph:
                 node._op, node._parents = _RELEASED, ()
+        while leaf_grads:
+            leaf, g = leaf_grads.popitem()
+            if leaf.grad is None and g.base is None and sys.getrefcount(g) <= _SOLE_REFS \
+                    and g.flags.writeable:
+                leaf.grad = g  # nothing else refers to this array: adopt it, no copy
+            else:
+                _accumulate(leaf, g)
 
     # --- properties and conversions ---
 
@@ -477,8 +481,10 @@ class Tensor:
 
     def relu(self) -> Tensor:
         """max(x, 0), with relu'(0) = 0 (as PyTorch)."""
-        if type(self._op) is ops.Linear:  # (x @ W + b).relu(): one node; self keeps its own
-            return Tensor._apply(ops.LinearReLU, *self._parents, preact=self.data)
+        if type(self._op) is ops.Linear and _grad_enabled.get():  # (x @ W + b).relu(): one node
+            op = ops.LinearReLU(self._op.needs_grad)  # the same inputs as the Linear node
+            return _record(op, op.forward(*[p.data for p in self._parents], preact=self.data),
+                           self._parents)
         return Tensor._apply(ops.ReLU, self)
 
     def tanh(self) -> Tensor:
@@ -606,9 +612,19 @@ def _linear(product, bias) -> Tensor | None:
     x, w = product._parents
     w_shape, b_shape = w.data.shape, bias.data.shape
     if len(w_shape) != 2 or len(b_shape) != 1 or b_shape[0] != w_shape[1] \
-            or bias.data.dtype != product.data.dtype:
+            or bias.data.dtype is not product.data.dtype or not _grad_enabled.get():
         return None
-    return Tensor._apply(ops.Linear, x, w, bias, product=product.data)
+    op = ops.Linear(product._op.needs_grad + (bias.requires_grad,))
+    return _record(op, op.forward(x.data, w.data, bias.data, product=product.data), (x, w, bias))
+
+
+def _record(op: ops.Op, data: np.ndarray, parents: tuple) -> Tensor:
+    """A Tensor for data, recorded as op's output (for fused ops built from checked parts)."""
+    if _anomaly.get():
+        _check_finite(data, type(op).__name__, [p.data for p in parents])
+    out = Tensor.__new__(Tensor)
+    out.data, out.grad, out.requires_grad, out._op, out._parents = data, None, True, op, parents
+    return out
 
 
 def _unify(a: Tensor, b: Tensor, name: str) -> tuple[Tensor, Tensor]:
@@ -635,6 +651,11 @@ def _index_part(i):
     return i
 
 
+def _accumulate(leaf: Tensor, g: np.ndarray) -> None:
+    """leaf.grad += g, out of place, leaving leaf.grad an array the leaf owns."""
+    leaf.grad = g.copy() if leaf.grad is None else leaf.grad + g
+
+
 def _bad_grad(op, parents, grads) -> None:
     """Raise the error for an op whose backward broke the contract (a bug in that op, by name)."""
     name = type(op).__name__
@@ -652,15 +673,15 @@ def _bad_grad(op, parents, grads) -> None:
 
 
 def _toposort(root: Tensor) -> list[Tensor]:
-    """Nodes reachable from root through tensors that require grad, every node before the nodes it
-    was computed from: a depth-first search with a stack of parent iterators (no recursion)."""
+    """Op nodes reachable from root through tensors that require grad, every node before the nodes
+    it was computed from: a depth-first search with a stack of parent iterators (no recursion)."""
     if root._op is _RELEASED:
         raise RuntimeError(_FREED)
     order, seen, stack = [], {root}, [(root, iter(root._parents))]
     while stack:
         node, parents = stack[-1]
         for p in parents:
-            if p.requires_grad and p not in seen:
+            if p.requires_grad and p._op is not None and p not in seen:  # leaves need no order
                 if p._op is _RELEASED:
                     raise RuntimeError(_FREED)
                 seen.add(p)
