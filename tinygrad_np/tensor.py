@@ -157,20 +157,20 @@ class Tensor:
         needs = tuple([p.requires_grad for p in parents]) if _grad_enabled.get() else (False,) * len(parents)
         op = op_cls(needs)
         data = op.forward(*[p.data for p in parents], **attrs)
-        if not isinstance(data, np.ndarray):
+        if type(data) is not np.ndarray:
             data = np.asarray(data)
-        if parents and data.dtype != parents[0].data.dtype and op.keeps_dtype \
-                and _is_float(parents[0].data.dtype):
-            raise RuntimeError(f"{op_cls.__name__}.forward returned {data.dtype} for "
-                               f"{parents[0].data.dtype} input; an op must keep its input dtype")
+        if parents:
+            dtype = parents[0].data.dtype
+            if data.dtype is not dtype and data.dtype != dtype and op.keeps_dtype and dtype.kind == "f":
+                raise RuntimeError(f"{op_cls.__name__}.forward returned {data.dtype} for {dtype} "
+                                   f"input; an op must keep its input dtype")
         if _anomaly.get():
             _check_finite(data, op_cls.__name__, [p.data for p in parents])
         out = Tensor.__new__(Tensor)
-        out.data, out.grad = data, None
         if True in needs:
-            out.requires_grad, out._op, out._parents = True, op, parents
+            out.data, out.grad, out.requires_grad, out._op, out._parents = data, None, True, op, parents
         else:
-            out.requires_grad, out._op, out._parents = False, None, ()
+            out.data, out.grad, out.requires_grad, out._op, out._parents = data, None, False, None, ()
         return out
 
     # --- constructors ---
@@ -219,7 +219,7 @@ class Tensor:
                     f"backward() without grad= needs a scalar (size-1) tensor, got shape "
                     f"{self.shape}; reduce first (loss.mean() or loss.sum()) or pass grad="
                 )
-            grad = np.ones(self.data.shape, self.data.dtype)
+            grad = np.array(1, self.data.dtype).reshape(self.data.shape)  # np.ones is slower here
         else:
             grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
             if grad.shape != self.shape:
@@ -436,8 +436,11 @@ class Tensor:
         return Tensor._apply(ops.MatMul, self, other)
 
     def __matmul__(self, other):
-        if type(other) is Tensor and other.data.dtype is self.data.dtype:
-            return Tensor._apply(ops.MatMul, self, other)
+        if type(other) is Tensor and other.data.dtype is self.data.dtype:  # the hot path, direct
+            if _grad_enabled.get() and (self.requires_grad or other.requires_grad):
+                op = ops.MatMul((self.requires_grad, other.requires_grad))
+                return _record(op, op.forward(self.data, other.data), (self, other))
+            return Tensor._wrap(ops.MatMul((False, False)).forward(self.data, other.data))
         return self.matmul(other) if isinstance(other, (Tensor, np.ndarray, list)) else NotImplemented
 
     def __rmatmul__(self, other):
