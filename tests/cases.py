@@ -21,7 +21,7 @@ try:
 except ImportError:  # the torch columns are used only by test_ops_torch.py, which skips without it
     torch = None
 from tinygrad_np.testing import (array_and_axis, arrays, broadcastable_arrays, broadcastable_pair,
-                                 distinct_arrays, matmul_pair, shapes)
+                                 matmul_pair, shapes)
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def test_training_step_has_no_float64_anywhere():
     """The MLP's float32 path: every recorded value, op state array, gradient and optimizer buffer."""
     from tinygrad_np import nn, optim
     from tinygrad_np.nn import functional as F
-    from tinygrad_np.tensor import _toposort
+    from tinygrad_np.engine import _toposort
 
     rng = np.random.default_rng(0)
     for opt_cls in (optim.SGD, optim.AdamW):

@@ -198,7 +198,7 @@ def test_intermediate_gradients_are_freed_as_consumed():
 
     def pending_snapshot():
         for frame in inspect.stack():
-            if "pending" in frame.frame.f_locals and frame.function == "backward":
+            if "pending" in frame.frame.f_locals and frame.function == "run_backward":
                 return frame.frame.f_locals["pending"]
         return {}
 
@@ -246,3 +246,23 @@ def test_adopted_leaf_grads_are_never_shared():
     (x @ w + c).backward(np.ones((2, 3)))
     for g in (x.grad, w.grad, c.grad):
         assert g.flags.writeable and g.base is None
+
+
+def test_fused_paths_record_nothing_without_grad():
+    x, w, b = leaf(np.ones((2, 3))), leaf(np.ones((3, 2))), leaf(np.ones(2))
+    with no_grad():
+        y = (x @ w + b).relu()
+    assert not y.requires_grad and y._op is None
+    np.testing.assert_array_equal(y.data, np.full((2, 2), 4.0))
+    product = x @ w  # recorded; adding the bias under no_grad must not record a Linear node
+    with no_grad():
+        z = product + b
+    assert z._op is None and not z.requires_grad
+
+
+def test_fused_paths_check_for_anomalies():
+    x = leaf(np.array([[1.0, np.inf]]))
+    w, b = leaf(np.ones((2, 2))), leaf(np.zeros(2))
+    with tg.detect_anomaly(), np.errstate(invalid="ignore"), \
+            pytest.raises(tg.AnomalyError, match=r"MatMul.forward produced inf"):
+        x @ w + b

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-import tinygrad_np as tg
-from tinygrad_np import GradcheckError, Op, Tensor, gradcheck
+from tinygrad_np import GradcheckError, Op, gradcheck
 from tinygrad_np.testing import (array_and_axis, arrays, broadcastable_arrays, distinct_arrays,
                                  matmul_pair)
 

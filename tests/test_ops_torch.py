@@ -1,6 +1,5 @@
 """Forward values and gradients against PyTorch in float64 (skipped when torch is not installed)."""
 
-import functools
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """The trainer under abuse, in subprocesses: bad flags and data, Ctrl-C and --resume, SIGKILL while
 writing a checkpoint, and a learning rate that blows up."""
 
-import json
 import signal
 import subprocess
 import sys

@@ -5,8 +5,8 @@ from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore, s
 from .data import DataError, load_mnist
 from .gradcheck import GradcheckError, gradcheck, numerical_grads
 from .ops import Op
-from .tensor import (AnomalyError, Tensor, concatenate, detect_anomaly, is_grad_enabled, no_grad,
-                     ones, randn, stack, uniform, where, zeros)
+from .engine import AnomalyError, detect_anomaly, is_grad_enabled, no_grad
+from .tensor import Tensor, concatenate, ones, randn, stack, uniform, where, zeros
 
 __version__ = "0.1.0"
 

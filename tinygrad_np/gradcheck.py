@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tensor import Tensor, no_grad
+from .engine import no_grad
+from .tensor import Tensor
 
 
 class GradcheckError(AssertionError):

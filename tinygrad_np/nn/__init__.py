@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..tensor import Tensor
-from . import functional
+from . import functional  # noqa: F401 - nn.functional, as in PyTorch
 from .functional import ACTIVATIONS, gelu, leaky_relu, relu, sigmoid, tanh
 
 

@@ -1,0 +1,189 @@
+"""The backward engine and the recording modes: no_grad, detect_anomaly. Never imports Tensor.
+
+run_backward walks the graph a Tensor recorded (attributes data, grad, requires_grad, _op, _parents)
+in reverse topological order, iteratively, freeing gradients as they are consumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import sys
+
+import numpy as np
+
+_grad_enabled = contextvars.ContextVar("tinygrad_np_grad_enabled", default=True)
+
+
+def _sole_refs() -> int:
+    """sys.getrefcount of an object held by one local variable only (differs across CPython versions)."""
+    probe = np.empty(0)
+    return sys.getrefcount(probe)
+
+
+_SOLE_REFS = _sole_refs()
+_RELEASED = "released"  # marks a node whose op was freed by backward(); its graph cannot be re-run
+_FREED = ("backward(): this graph was freed by an earlier backward(); run the forward again, or "
+          "pass retain_graph=True the first time")
+
+
+class AnomalyError(FloatingPointError):
+    """Raised under detect_anomaly() by the first op whose forward or backward made a NaN or inf."""
+
+
+_anomaly = contextvars.ContextVar("tinygrad_np_detect_anomaly", default=False)
+
+
+class detect_anomaly(contextlib.ContextDecorator):
+    """Check every op's output and gradients inside; the first NaN or inf raises AnomalyError naming
+    the op, forward or backward, and its input shapes. Slower: use it to find where things blow up."""
+
+    def __init__(self):
+        self._tokens = []
+
+    def __enter__(self):
+        self._tokens.append(_anomaly.set(True))
+        return self
+
+    def __exit__(self, *exc):
+        _anomaly.reset(self._tokens.pop())
+        return False
+
+    def _recreate_cm(self):
+        return detect_anomaly()
+
+
+def _check_finite(value: np.ndarray, op: str, inputs, phase: str = "forward", index: int = 0) -> None:
+    """Under detect_anomaly(): raise if value (an op's output, or its gradient for input `index`)
+    holds NaN or inf; inputs are the op's inputs (forward) or its upstream gradient (backward)."""
+    if value.dtype.kind != "f" or np.isfinite(value).all():
+        return
+    kind = "NaN" if np.isnan(value).any() else "inf"
+    already = not all(x.dtype.kind != "f" or np.isfinite(x).all() for x in inputs)
+    if phase == "forward":
+        where = (f"{op}.forward produced {kind} (output shape {value.shape}) from inputs of shapes "
+                 + ", ".join(str(x.shape) for x in inputs)
+                 + ("; an input was already non-finite" if already else ""))
+    else:
+        where = (f"{op}.backward produced {kind} in the gradient of input {index} (shape "
+                 f"{value.shape}) from an upstream gradient of shape {inputs[0].shape}"
+                 + (" that was already non-finite" if already else ""))
+    raise AnomalyError(f"detect_anomaly: {where}")
+
+
+def is_grad_enabled() -> bool:
+    """False inside no_grad()."""
+    return _grad_enabled.get()
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Record no graph inside: ``with no_grad(): ...``, ``@no_grad()`` or ``@no_grad``."""
+
+    def __init__(self, func=None):
+        self._func, self._tokens = func, []
+        if func is not None:
+            functools.update_wrapper(self, func)
+
+    def __enter__(self):
+        self._tokens.append(_grad_enabled.set(False))
+        return self
+
+    def __exit__(self, *exc):
+        _grad_enabled.reset(self._tokens.pop())
+        return False
+
+    def __call__(self, *args, **kwargs):
+        if self._func is None:  # used as @no_grad(): decorate the function we are given
+            return super().__call__(*args, **kwargs)
+        with no_grad():
+            return self._func(*args, **kwargs)
+
+
+def run_backward(root, grad: np.ndarray, retain_graph: bool) -> None:
+    """Accumulate d(root)/d(leaf) * grad into the .grad of every leaf that requires grad."""
+    if root._op is None:  # a leaf: its gradient is grad itself
+        _accumulate(root, grad.copy())
+        return
+    pending = {root: grad}  # op node -> its gradient so far; tensors hash by identity
+    leaf_grads = {}  # leaf -> its gradient so far, stored into .grad at the end
+    anomaly = _anomaly.get()
+    for node in _toposort(root):
+        g = pending.pop(node, None)  # pop: free each gradient once consumed
+        if g is None:
+            continue
+        op = node._op
+        grads = op.backward(g)
+        parents = node._parents
+        if anomaly:
+            for i, pg in enumerate(grads if type(grads) is tuple else ()):
+                if isinstance(pg, np.ndarray):
+                    _check_finite(pg, type(op).__name__, [g], "backward", i)
+        if type(grads) is not tuple or len(grads) != len(parents):
+            raise RuntimeError(f"{type(op).__name__}.backward must return a tuple with one "
+                               f"entry per input ({len(parents)}), got {type(grads).__name__}")
+        for parent, pg in zip(parents, grads):
+            if not parent.requires_grad:
+                continue
+            if type(pg) is not np.ndarray and isinstance(pg, np.generic):
+                pg = np.asarray(pg)  # a numpy scalar from a full reduction, for a 0-d input
+            data = parent.data
+            if type(pg) is not np.ndarray or pg.shape != data.shape or \
+                    (pg.dtype is not data.dtype and pg.dtype != data.dtype):
+                _bad_grad(op, parents, grads)
+            into = leaf_grads if parent._op is None else pending
+            prev = into.get(parent)
+            into[parent] = pg if prev is None else prev + pg  # out of place: pg may be shared
+        grads = pg = data = g = None  # drop our references, so leaves can adopt their arrays
+        if not retain_graph:
+            node._op, node._parents = _RELEASED, ()
+    while leaf_grads:
+        leaf, g = leaf_grads.popitem()
+        if leaf.grad is None and g.base is None and sys.getrefcount(g) <= _SOLE_REFS \
+                and g.flags.writeable:
+            leaf.grad = g  # nothing else refers to this array: adopt it, no copy
+        else:
+            _accumulate(leaf, g)
+
+
+def _accumulate(leaf, g: np.ndarray) -> None:
+    """leaf.grad += g, out of place, leaving leaf.grad an array the leaf owns."""
+    leaf.grad = g.copy() if leaf.grad is None else leaf.grad + g
+
+
+def _bad_grad(op, parents, grads) -> None:
+    """Raise the error for an op whose backward broke the contract (a bug in that op, by name)."""
+    name = type(op).__name__
+    for i, (parent, pg) in enumerate(zip(parents, grads)):
+        if not parent.requires_grad:
+            continue
+        if pg is None:
+            raise RuntimeError(f"{name}.backward returned None for input {i}, which needs a gradient")
+        if not isinstance(pg, np.ndarray):
+            raise RuntimeError(f"{name}.backward returned a {type(pg).__name__} for input {i}; "
+                               f"return an ndarray of the input's shape and dtype")
+        if pg.shape != parent.shape or pg.dtype != parent.dtype:
+            raise RuntimeError(f"{name}.backward returned a grad of shape {pg.shape} ({pg.dtype}) for "
+                               f"input {i} of shape {parent.shape} ({parent.dtype}): a bug in {name}")
+
+
+def _toposort(root) -> list:
+    """Op nodes reachable from root through tensors that require grad, every node before the nodes
+    it was computed from: a depth-first search with a stack of parent iterators (no recursion)."""
+    if root._op is _RELEASED:
+        raise RuntimeError(_FREED)
+    order, seen, stack = [], {root}, [(root, iter(root._parents))]
+    while stack:
+        node, parents = stack[-1]
+        for p in parents:
+            if p.requires_grad and p._op is not None and p not in seen:  # leaves need no order
+                if p._op is _RELEASED:
+                    raise RuntimeError(_FREED)
+                seen.add(p)
+                stack.append((p, iter(p._parents)))
+                break
+        else:  # every parent is placed: node comes before them
+            stack.pop()
+            order.append(node)
+    order.reverse()
+    return order
