@@ -41,8 +41,11 @@ def load_data():
         x = ((d.x_train.reshape(len(d.x_train), -1).astype(np.float32) / 255) - 0.1307) / 0.3081
         return x, d.y_train, "full MNIST (cached)"
     rng = np.random.default_rng(0)
-    return (rng.standard_normal((60000, 784), dtype=np.float32), rng.integers(0, 10, 60000),
-            "synthetic MNIST-shaped data (60,000 x 784; full MNIST not cached)")
+    return (
+        rng.standard_normal((60000, 784), dtype=np.float32),
+        rng.integers(0, 10, 60000),
+        "synthetic MNIST-shaped data (60,000 x 784; full MNIST not cached)",
+    )
 
 
 def peak_rss_mb() -> float:
@@ -61,14 +64,17 @@ def worker(name: str, threads: int) -> dict:
 
     x, y, source = load_data()
     after_data = current_rss_mb()  # the data set is the same for all three: measure above it
-    impl = {"tinygrad_np": bench_mlp.TinygradStep, "numpy": bench_mlp.NumpyStep,
-            "torch": bench_mlp.TorchStep}[name]
+    impl = {
+        "tinygrad_np": bench_mlp.TinygradStep,
+        "numpy": bench_mlp.NumpyStep,
+        "torch": bench_mlp.TorchStep,
+    }[name]
     if name == "torch":
         bench_mlp.torch.set_num_threads(threads)
     with threadpool_limits(limits=threads, user_api="blas"):
         step = impl(bench_mlp.init_weights(ARCH))
         order = np.random.default_rng(1).permutation(len(x))
-        batches = [order[i:i + BATCH] for i in range(0, len(x), BATCH)]
+        batches = [order[i : i + BATCH] for i in range(0, len(x), BATCH)]
         for idx in batches[:5]:  # warm up
             step(x[idx], y[idx])
         start = time.perf_counter()
@@ -84,8 +90,15 @@ def worker(name: str, threads: int) -> dict:
                 step(x[idx], y[idx])
             traced = (tracemalloc.get_traced_memory()[1] - base) / 2**20
             tracemalloc.stop()
-    return {"name": name, "seconds": seconds, "rss_growth_mb": rss_growth, "peak_rss_mb": peak_rss_mb(),
-            "traced_peak_mb": traced, "final_loss": loss, "source": source}
+    return {
+        "name": name,
+        "seconds": seconds,
+        "rss_growth_mb": rss_growth,
+        "peak_rss_mb": peak_rss_mb(),
+        "traced_peak_mb": traced,
+        "final_loss": loss,
+        "source": source,
+    }
 
 
 def main(argv=None):
@@ -102,22 +115,32 @@ def main(argv=None):
     names = ["tinygrad_np", "numpy"] + (["torch"] if bench_mlp.torch is not None else [])
     results = {n: [] for n in names}
     for r in range(args.repeats):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            out = subprocess.run([sys.executable, __file__, "--worker", name, "--threads",
-                                  str(args.threads)], capture_output=True, text=True, check=True)
+        for name in names if r % 2 == 0 else names[::-1]:
+            out = subprocess.run(
+                [sys.executable, __file__, "--worker", name, "--threads", str(args.threads)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(bench_mlp.describe_machine(args.threads))
-    print(f"data: {results[names[0]][0]['source']}; model {'-'.join(map(str, ARCH))}, batch {BATCH}, "
-          f"{args.repeats} fresh processes each")
-    print(f"{'impl':<12} {'s/epoch':>8} {'vs numpy':>9} {'peak RSS MB':>12} {'above data MB':>14} "
-          f"{'traced peak MB':>15}")
+    print(
+        f"data: {results[names[0]][0]['source']}; model {'-'.join(map(str, ARCH))}, batch {BATCH}, "
+        f"{args.repeats} fresh processes each"
+    )
+    print(
+        f"{'impl':<12} {'s/epoch':>8} {'vs numpy':>9} {'peak RSS MB':>12} {'above data MB':>14} "
+        f"{'traced peak MB':>15}"
+    )
     med = {n: float(np.median([r["seconds"] for r in rs])) for n, rs in results.items()}
     for name, rs in results.items():
         traced = [r["traced_peak_mb"] for r in rs if r["traced_peak_mb"] is not None]
-        print(f"{name:<12} {med[name]:>8.2f} {med[name] / med['numpy']:>8.3f}x "
-              f"{np.median([r['peak_rss_mb'] for r in rs]):>12.1f} "
-              f"{np.median([r['rss_growth_mb'] for r in rs]):>14.1f} "
-              f"{(f'{np.median(traced):.1f}' if traced else 'n/a'):>15}")
+        print(
+            f"{name:<12} {med[name]:>8.2f} {med[name] / med['numpy']:>8.3f}x "
+            f"{np.median([r['peak_rss_mb'] for r in rs]):>12.1f} "
+            f"{np.median([r['rss_growth_mb'] for r in rs]):>14.1f} "
+            f"{(f'{np.median(traced):.1f}' if traced else 'n/a'):>15}"
+        )
 
 
 if __name__ == "__main__":

@@ -43,14 +43,21 @@ LR, MOMENTUM = 0.05, 0.9
 
 def init_weights(sizes, seed=0):
     rng = np.random.default_rng(seed)
-    return [((rng.standard_normal((a, b)) * np.sqrt(2.0 / a)).astype(np.float32),
-             np.zeros(b, np.float32)) for a, b in zip(sizes[:-1], sizes[1:])]
+    return [
+        (
+            (rng.standard_normal((a, b)) * np.sqrt(2.0 / a)).astype(np.float32),
+            np.zeros(b, np.float32),
+        )
+        for a, b in zip(sizes[:-1], sizes[1:])
+    ]
 
 
 def make_batches(batch, count, seed=1):
     rng = np.random.default_rng(seed)
-    return [(rng.standard_normal((batch, 784)).astype(np.float32), rng.integers(0, 10, batch))
-            for _ in range(count)]
+    return [
+        (rng.standard_normal((batch, 784)).astype(np.float32), rng.integers(0, 10, batch))
+        for _ in range(count)
+    ]
 
 
 class TinygradStep:
@@ -59,10 +66,17 @@ class TinygradStep:
     name = "tinygrad_np"
 
     def __init__(self, weights):
-        self.model = nn.MLP([weights[0][0].shape[0]] + [w.shape[1] for w, _ in weights],
-                            rng=np.random.default_rng(0))
-        self.model.load_state_dict({f"linears.{i}.{k}": a for i, (w, b) in enumerate(weights)
-                                    for k, a in (("weight", w), ("bias", b))})
+        self.model = nn.MLP(
+            [weights[0][0].shape[0]] + [w.shape[1] for w, _ in weights],
+            rng=np.random.default_rng(0),
+        )
+        self.model.load_state_dict(
+            {
+                f"linears.{i}.{k}": a
+                for i, (w, b) in enumerate(weights)
+                for k, a in (("weight", w), ("bias", b))
+            }
+        )
         self.opt = optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
 
     def __call__(self, x, y):
@@ -98,7 +112,9 @@ class TorchStep:
         self.opt = torch.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
 
     def __call__(self, x, y):
-        loss = torch.nn.functional.cross_entropy(self.model(torch.from_numpy(x)), torch.from_numpy(y))
+        loss = torch.nn.functional.cross_entropy(
+            self.model(torch.from_numpy(x)), torch.from_numpy(y)
+        )
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
@@ -126,7 +142,7 @@ def time_interleaved(arch, batch, rounds, steps, warmup):
     impls = implementations()
     samples = {impl.name: [] for impl in impls}
     for r in range(rounds):
-        order = impls[r % len(impls):] + impls[:r % len(impls)]
+        order = impls[r % len(impls) :] + impls[: r % len(impls)]
         for impl in order:
             step = impl(weights)  # fresh instance every round (the 2-thread lottery)
             for i in range(warmup):
@@ -162,15 +178,21 @@ def _timed(fn):
 
 
 def describe_machine(threads):
-    blas = [f"{i['internal_api']} {i['version']} ({i.get('threading_layer', '?')}, "
-            f"{i.get('architecture', '?')})" for i in threadpool_info() if i["user_api"] == "blas"]
-    lines = [f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, "
-             f"{platform.system()} {platform.release()}",
-             f"python {platform.python_version()}, numpy {np.__version__}, BLAS: {'; '.join(blas)}",
-             f"torch: {torch.__version__ if torch else 'not installed'}; tinygrad_np {tg.__version__}",
-             f"threads: {threads} (numpy BLAS via threadpoolctl"
-             f"{', torch.set_num_threads' if torch else ''}); dtype float32; SGD lr={LR} "
-             f"momentum={MOMENTUM}"]
+    blas = [
+        f"{i['internal_api']} {i['version']} ({i.get('threading_layer', '?')}, "
+        f"{i.get('architecture', '?')})"
+        for i in threadpool_info()
+        if i["user_api"] == "blas"
+    ]
+    lines = [
+        f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, "
+        f"{platform.system()} {platform.release()}",
+        f"python {platform.python_version()}, numpy {np.__version__}, BLAS: {'; '.join(blas)}",
+        f"torch: {torch.__version__ if torch else 'not installed'}; tinygrad_np {tg.__version__}",
+        f"threads: {threads} (numpy BLAS via threadpoolctl"
+        f"{', torch.set_num_threads' if torch else ''}); dtype float32; SGD lr={LR} "
+        f"momentum={MOMENTUM}",
+    ]
     env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
     if env:
         lines.append(f"environment: {env}")
@@ -180,8 +202,12 @@ def describe_machine(threads):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--rounds", type=int, default=6, help="interleaved rounds (fresh instances each)")
-    p.add_argument("--steps", type=int, default=100, help="timed steps per implementation per round")
+    p.add_argument(
+        "--rounds", type=int, default=6, help="interleaved rounds (fresh instances each)"
+    )
+    p.add_argument(
+        "--steps", type=int, default=100, help="timed steps per implementation per round"
+    )
     p.add_argument("--warmup", type=int, default=10)
     args = p.parse_args(argv)
     for threads in args.threads:
@@ -191,9 +217,13 @@ def main(argv=None):
             print(describe_machine(threads))
             print(f"float32 matmul peak (2048^3 numpy): {matmul_peak():.1f} GFLOP/s\n")
             names = [impl.name for impl in implementations()]
-            header = f"{'arch':<16} {'batch':>5}  " + "  ".join(f"{n + ' us':>14}" for n in names) + \
-                "  " + "  ".join(f"{n + '/numpy':>17}" for n in names if n != "numpy") + \
-                f"  {'numpy GFLOP/s':>13}  {'tg GFLOP/s':>10}  {'max loss diff':>13}"
+            header = (
+                f"{'arch':<16} {'batch':>5}  "
+                + "  ".join(f"{n + ' us':>14}" for n in names)
+                + "  "
+                + "  ".join(f"{n + '/numpy':>17}" for n in names if n != "numpy")
+                + f"  {'numpy GFLOP/s':>13}  {'tg GFLOP/s':>10}  {'max loss diff':>13}"
+            )
             print(header)
             for arch in ARCHS:
                 for batch in BATCHES:
@@ -203,14 +233,19 @@ def main(argv=None):
                         raise SystemExit(f"implementations disagree on {arch} batch {batch}: {bad}")
                     us = time_interleaved(arch, batch, args.rounds, args.steps, args.warmup)
                     flops = matmul_flops(arch, batch)
-                    row = f"{'-'.join(map(str, arch)):<16} {batch:>5}  " + \
-                        "  ".join(f"{us[n]:>14.1f}" for n in names) + "  " + \
-                        "  ".join(f"{us[n] / us['numpy']:>16.3f}x" for n in names if n != "numpy") + \
-                        f"  {flops / us['numpy'] / 1e3:>13.1f}  {flops / us['tinygrad_np'] / 1e3:>10.1f}" + \
-                        f"  {max(agree.values()):>13.1e}"
+                    row = (
+                        f"{'-'.join(map(str, arch)):<16} {batch:>5}  "
+                        + "  ".join(f"{us[n]:>14.1f}" for n in names)
+                        + "  "
+                        + "  ".join(f"{us[n] / us['numpy']:>16.3f}x" for n in names if n != "numpy")
+                        + f"  {flops / us['numpy'] / 1e3:>13.1f}  {flops / us['tinygrad_np'] / 1e3:>10.1f}"
+                        + f"  {max(agree.values()):>13.1e}"
+                    )
                     print(row, flush=True)
-            print("(max loss diff: the largest relative difference of any implementation's loss from "
-                  "numpy's over the first 100 steps, from identical weights and batches)\n")
+            print(
+                "(max loss diff: the largest relative difference of any implementation's loss from "
+                "numpy's over the first 100 steps, from identical weights and batches)\n"
+            )
 
 
 if __name__ == "__main__":

@@ -53,9 +53,20 @@ def cases(shape):
         "exp": (np.exp, lambda x: x.exp(), (a,)),
         "sum(axis=1)": (lambda x: x.sum(axis=1), lambda x: x.sum(axis=1), (a,)),
         "mean": (lambda x: x.mean(), lambda x: x.mean(), (a,)),
-        "log_softmax": (lambda x: x - x.max(1, keepdims=True) - np.log(np.exp(x - x.max(1, keepdims=True)).sum(1, keepdims=True)),
-                        lambda x: x.log_softmax(axis=1), (a,)),
-        "cross_entropy": (lambda x: ce_numpy(x, labels), lambda x: F.cross_entropy(x, labels), (a,)),
+        "log_softmax": (
+            lambda x: (
+                x
+                - x.max(1, keepdims=True)
+                - np.log(np.exp(x - x.max(1, keepdims=True)).sum(1, keepdims=True))
+            ),
+            lambda x: x.log_softmax(axis=1),
+            (a,),
+        ),
+        "cross_entropy": (
+            lambda x: ce_numpy(x, labels),
+            lambda x: F.cross_entropy(x, labels),
+            (a,),
+        ),
     }
 
 
@@ -70,12 +81,17 @@ def main(argv=None):
     p.add_argument("--number", type=int, default=2000)
     p.add_argument("--repeat", type=int, default=7)
     args = p.parse_args(argv)
-    blas = "; ".join(f"{i['internal_api']} {i['version']}" for i in threadpool_info()
-                     if i["user_api"] == "blas")
-    print(f"machine: {platform.machine()}, python {platform.python_version()}, numpy {np.__version__}, "
-          f"BLAS {blas} (1 thread); tinygrad_np {tg.__version__}; float32, shape {tuple(args.shape)}")
-    print(f"{'op':<14} {'numpy us':>9} {'no graph us':>12} {'recorded us':>12} "
-          f"{'+no graph':>10} {'+recorded':>10}")
+    blas = "; ".join(
+        f"{i['internal_api']} {i['version']}" for i in threadpool_info() if i["user_api"] == "blas"
+    )
+    print(
+        f"machine: {platform.machine()}, python {platform.python_version()}, numpy {np.__version__}, "
+        f"BLAS {blas} (1 thread); tinygrad_np {tg.__version__}; float32, shape {tuple(args.shape)}"
+    )
+    print(
+        f"{'op':<14} {'numpy us':>9} {'no graph us':>12} {'recorded us':>12} "
+        f"{'+no graph':>10} {'+recorded':>10}"
+    )
     with threadpool_limits(limits=1, user_api="blas"):
         for name, (np_fn, tg_fn, arrays) in cases(tuple(args.shape)).items():
             plain = [Tensor(x) for x in arrays]
@@ -86,9 +102,11 @@ def main(argv=None):
                 rows["plain"].append(measure(tg_fn, plain, args.number, args.repeat))
                 rows["tracked"].append(measure(tg_fn, tracked, args.number, args.repeat))
             us = {k: float(np.median(v)) for k, v in rows.items()}
-            print(f"{name:<14} {us['numpy']:>9.2f} {us['plain']:>12.2f} {us['tracked']:>12.2f} "
-                  f"{us['plain'] - us['numpy']:>+10.2f} {us['tracked'] - us['numpy']:>+10.2f}",
-                  flush=True)
+            print(
+                f"{name:<14} {us['numpy']:>9.2f} {us['plain']:>12.2f} {us['tracked']:>12.2f} "
+                f"{us['plain'] - us['numpy']:>+10.2f} {us['tracked'] - us['numpy']:>+10.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -12,10 +12,14 @@ import numpy as np
 class NumpyMLP:
     """ReLU MLP + softmax cross-entropy, trained with SGD (momentum as torch.optim.SGD, dampening 0)."""
 
-    def __init__(self, weights: list[tuple[np.ndarray, np.ndarray]], lr: float, momentum: float = 0.0):
+    def __init__(
+        self, weights: list[tuple[np.ndarray, np.ndarray]], lr: float, momentum: float = 0.0
+    ):
         self.params = [(w.astype(np.float32), b.astype(np.float32)) for w, b in weights]
         self.lr, self.momentum = lr, momentum
-        self.bufs = [(np.zeros_like(w), np.zeros_like(b)) for w, b in self.params] if momentum else None
+        self.bufs = (
+            [(np.zeros_like(w), np.zeros_like(b)) for w, b in self.params] if momentum else None
+        )
         self.first = True
 
     def forward(self, x: np.ndarray) -> list[np.ndarray]:

@@ -31,8 +31,23 @@ from tinygrad_np.nn import functional as F
 MEAN, STD = 0.1307, 0.3081  # MNIST pixel statistics, the usual normalisation
 DEFAULT_EPOCHS = 60
 # what --resume restores from the checkpoint (everything that shapes the run, not the outputs)
-RESUMED = ("dataset", "data_dir", "train_csv", "test_csv", "hidden", "activation", "dropout",
-           "optimizer", "lr", "momentum", "weight_decay", "epochs", "batch_size", "augment", "seed")
+RESUMED = (
+    "dataset",
+    "data_dir",
+    "train_csv",
+    "test_csv",
+    "hidden",
+    "activation",
+    "dropout",
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "epochs",
+    "batch_size",
+    "augment",
+    "seed",
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -49,44 +64,97 @@ class NonFiniteLoss(ArithmeticError):
 def parse_args(argv=None) -> argparse.Namespace:
     p = Parser(description="Train an MLP on MNIST with tinygrad_np.")
     d = p.add_argument_group("data")
-    d.add_argument("--dataset", choices=["auto", "mnist", "fashion-mnist", "sample"], default="auto",
-                   help="auto (default): full MNIST when cached or downloadable, else the bundled sample")
-    d.add_argument("--data-dir", type=Path, metavar="DIR",
-                   help="a folder with the four MNIST IDX files (.gz or raw)")
-    d.add_argument("--train-csv", type=Path, metavar="CSV",
-                   help="CSV with a label column and 784 pixel columns")
-    d.add_argument("--test-csv", type=Path, metavar="CSV",
-                   help="test CSV (default: hold out 1/6 of --train-csv)")
+    d.add_argument(
+        "--dataset",
+        choices=["auto", "mnist", "fashion-mnist", "sample"],
+        default="auto",
+        help="auto (default): full MNIST when cached or downloadable, else the bundled sample",
+    )
+    d.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="a folder with the four MNIST IDX files (.gz or raw)",
+    )
+    d.add_argument(
+        "--train-csv",
+        type=Path,
+        metavar="CSV",
+        help="CSV with a label column and 784 pixel columns",
+    )
+    d.add_argument(
+        "--test-csv",
+        type=Path,
+        metavar="CSV",
+        help="test CSV (default: hold out 1/6 of --train-csv)",
+    )
     m = p.add_argument_group("model")
-    m.add_argument("--hidden", type=int, nargs="+", default=[512, 256], metavar="N",
-                   help="hidden layer sizes (default: 512 256)")
-    m.add_argument("--activation", choices=sorted(nn.ACTIVATIONS), default="relu",
-                   help="(default: relu)")
-    m.add_argument("--dropout", type=float, default=0.1,
-                   help="dropout probability after each hidden layer (default: 0.1)")
+    m.add_argument(
+        "--hidden",
+        type=int,
+        nargs="+",
+        default=[512, 256],
+        metavar="N",
+        help="hidden layer sizes (default: 512 256)",
+    )
+    m.add_argument(
+        "--activation", choices=sorted(nn.ACTIVATIONS), default="relu", help="(default: relu)"
+    )
+    m.add_argument(
+        "--dropout",
+        type=float,
+        default=0.1,
+        help="dropout probability after each hidden layer (default: 0.1)",
+    )
     o = p.add_argument_group("training")
-    o.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
-                   help="sgd (Nesterov momentum) or adam (AdamW) (default: sgd)")
-    o.add_argument("--lr", type=float, default=None, help="initial learning rate, cosine-decayed "
-                                                          "(default: 0.05 for sgd, 1e-3 for adam)")
+    o.add_argument(
+        "--optimizer",
+        choices=["sgd", "adam"],
+        default="sgd",
+        help="sgd (Nesterov momentum) or adam (AdamW) (default: sgd)",
+    )
+    o.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="initial learning rate, cosine-decayed (default: 0.05 for sgd, 1e-3 for adam)",
+    )
     o.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
     o.add_argument("--weight-decay", type=float, default=1e-3, help="(default: 1e-3)")
     o.add_argument("--epochs", type=int, default=None, help=f"(default: {DEFAULT_EPOCHS})")
     o.add_argument("--batch-size", type=int, default=128, help="(default: 128)")
-    o.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
-                   help="random shifts of up to 2 pixels (default: on)")
+    o.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="random shifts of up to 2 pixels (default: on)",
+    )
     o.add_argument("--seed", type=int, default=0, help="(default: 0)")
     io = p.add_argument_group("input/output")
-    io.add_argument("--save", type=Path, metavar="PATH",
-                    help="checkpoint here after every epoch (and a .history.csv beside it)")
-    io.add_argument("--load", type=Path, metavar="PATH", help="start from this checkpoint's weights")
-    io.add_argument("--resume", type=Path, metavar="PATH",
-                    help="continue an interrupted --save run from its checkpoint: its settings, "
-                         "weights, optimizer, epoch and random state (--epochs may extend it)")
+    io.add_argument(
+        "--save",
+        type=Path,
+        metavar="PATH",
+        help="checkpoint here after every epoch (and a .history.csv beside it)",
+    )
+    io.add_argument(
+        "--load", type=Path, metavar="PATH", help="start from this checkpoint's weights"
+    )
+    io.add_argument(
+        "--resume",
+        type=Path,
+        metavar="PATH",
+        help="continue an interrupted --save run from its checkpoint: its settings, "
+        "weights, optimizer, epoch and random state (--epochs may extend it)",
+    )
     io.add_argument("--eval-only", action="store_true", help="with --load: only evaluate")
     io.add_argument("--json", type=Path, metavar="PATH", help="write metrics here")
-    io.add_argument("--plot", type=Path, metavar="PATH",
-                    help="PNG of loss/accuracy curves and misclassified digits (needs matplotlib)")
+    io.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PATH",
+        help="PNG of loss/accuracy curves and misclassified digits (needs matplotlib)",
+    )
     io.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
     args = p.parse_args(argv)
     if args.resume is not None:
@@ -121,8 +189,11 @@ def invalid(args) -> list[str]:
         problems.append(f"--data-dir {args.data_dir}: no such directory")
     if args.data_dir is not None and args.train_csv is not None:
         problems.append("give --data-dir or --train-csv, not both")
-    for flag, path in (("--train-csv", args.train_csv), ("--test-csv", args.test_csv),
-                       ("--load", args.load)):
+    for flag, path in (
+        ("--train-csv", args.train_csv),
+        ("--test-csv", args.test_csv),
+        ("--load", args.load),
+    ):
         if path is not None and not path.is_file():
             problems.append(f"{flag} {path}: no such file")
     if args.test_csv is not None and args.train_csv is None:
@@ -141,8 +212,9 @@ def preprocess(images: np.ndarray) -> np.ndarray:
 def predict(model: nn.Module, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """Logits for every row of x, in evaluation mode (dropout off), without recording a graph."""
     model.eval()
-    out = np.concatenate([model(Tensor(x[i:i + batch_size])).data
-                          for i in range(0, len(x), batch_size)])
+    out = np.concatenate(
+        [model(Tensor(x[i : i + batch_size])).data for i in range(0, len(x), batch_size)]
+    )
     model.train()
     return out
 
@@ -155,14 +227,26 @@ def progress(iterable, total: int, desc: str, enabled: bool):
         from tqdm import tqdm
     except ImportError:
         return iterable
-    return tqdm(iterable, total=total, desc=desc, leave=False, unit="batch", dynamic_ncols=True,
-                disable=None)  # None: no bar when stderr is not a terminal
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        leave=False,
+        unit="batch",
+        dynamic_ncols=True,
+        disable=None,
+    )  # None: no bar when stderr is not a terminal
 
 
 def make_optimizer(args, params) -> optim.Optimizer:
     if args.optimizer == "sgd":
-        return optim.SGD(params, lr=args.lr, momentum=args.momentum, nesterov=args.momentum > 0,
-                         weight_decay=args.weight_decay)
+        return optim.SGD(
+            params,
+            lr=args.lr,
+            momentum=args.momentum,
+            nesterov=args.momentum > 0,
+            weight_decay=args.weight_decay,
+        )
     return optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
 
 
@@ -180,10 +264,17 @@ class Run:
 
     def _save(self) -> None:
         args = self.args
-        extra = {"epoch": self.epoch, "history": self.history, "rng": self.rng.bit_generator.state,
-                 "schedule": self.schedule.state_dict(),
-                 "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                          if k in RESUMED}}
+        extra = {
+            "epoch": self.epoch,
+            "history": self.history,
+            "rng": self.rng.bit_generator.state,
+            "schedule": self.schedule.state_dict(),
+            "args": {
+                k: (str(v) if isinstance(v, Path) else v)
+                for k, v in vars(args).items()
+                if k in RESUMED
+            },
+        }
         tg.save_checkpoint(args.save, self.model, self.opt, extra=extra)
         import pandas as pd
 
@@ -227,16 +318,22 @@ def train(run: Run, data) -> None:
         start = time.perf_counter()
         images = random_shift(data.x_train, 2, rng) if args.augment else data.x_train
         x_train = preprocess(images)
-        bar = progress(batches(x_train, data.y_train, args.batch_size, rng=rng), n_batches,
-                       f"epoch {epoch}/{args.epochs}", not args.no_progress)
+        bar = progress(
+            batches(x_train, data.y_train, args.batch_size, rng=rng),
+            n_batches,
+            f"epoch {epoch}/{args.epochs}",
+            not args.no_progress,
+        )
         total_loss, seen = 0.0, 0
         for i, (xb, yb) in enumerate(bar):
             loss = F.cross_entropy(model(Tensor(xb)), yb)
             value = loss.item()
             if not math.isfinite(value):
-                raise NonFiniteLoss(f"the loss became {value} in epoch {epoch}, step {i + 1}/"
-                                    f"{n_batches} (learning rate {opt.lr:.3g}); lower --lr (try "
-                                    f"--lr {args.lr / 10:g})")
+                raise NonFiniteLoss(
+                    f"the loss became {value} in epoch {epoch}, step {i + 1}/"
+                    f"{n_batches} (learning rate {opt.lr:.3g}); lower --lr (try "
+                    f"--lr {args.lr / 10:g})"
+                )
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -247,16 +344,24 @@ def train(run: Run, data) -> None:
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", samples_s=f"{seen / elapsed:.0f}")
         run.schedule.step()
         seconds = time.perf_counter() - start
-        record = {"epoch": epoch, "loss": total_loss / seen, "lr": opt.lr, "seconds": seconds,
-                  "train_accuracy": F.accuracy(predict(model, x_train_eval), data.y_train),
-                  "test_accuracy": F.accuracy(predict(model, x_test), data.y_test)}
+        record = {
+            "epoch": epoch,
+            "loss": total_loss / seen,
+            "lr": opt.lr,
+            "seconds": seconds,
+            "train_accuracy": F.accuracy(predict(model, x_train_eval), data.y_train),
+            "test_accuracy": F.accuracy(predict(model, x_test), data.y_test),
+        }
         run.history.append(record)
         run.epoch = epoch
         if args.save is not None:
             run.save()  # before the epoch's line: what the line reports is on disk
-        print(f"epoch {epoch:3d}/{args.epochs}  loss {record['loss']:.4f}  "
-              f"train {100 * record['train_accuracy']:.2f}%  test {100 * record['test_accuracy']:.2f}%  "
-              f"{seconds:.1f}s", flush=True)
+        print(
+            f"epoch {epoch:3d}/{args.epochs}  loss {record['loss']:.4f}  "
+            f"train {100 * record['train_accuracy']:.2f}%  test {100 * record['test_accuracy']:.2f}%  "
+            f"{seconds:.1f}s",
+            flush=True,
+        )
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray):
@@ -314,18 +419,24 @@ def run_cli(args) -> int:
     if resume is not None:
         saved = resume.extra.get("args")
         if saved is None or "rng" not in resume.extra:
-            raise tg.CheckpointError(f"{args.resume}: not a checkpoint of a --save run; use --load "
-                                     f"to start from its weights")
+            raise tg.CheckpointError(
+                f"{args.resume}: not a checkpoint of a --save run; use --load "
+                f"to start from its weights"
+            )
         epochs = args.epochs
         for key in RESUMED:
             value = saved[key]
-            setattr(args, key, Path(value) if key in ("data_dir", "train_csv", "test_csv") and value
-                    else value)
+            setattr(
+                args,
+                key,
+                Path(value) if key in ("data_dir", "train_csv", "test_csv") and value else value,
+            )
         args.epochs = epochs or args.epochs
     args.epochs = args.epochs or DEFAULT_EPOCHS
 
-    data = load_mnist(args.dataset, data_dir=args.data_dir, train_csv=args.train_csv,
-                      test_csv=args.test_csv)
+    data = load_mnist(
+        args.dataset, data_dir=args.data_dir, train_csv=args.train_csv, test_csv=args.test_csv
+    )
     print(f"data: {data.source}", flush=True)
     init_seed, train_seed = np.random.SeedSequence(args.seed).spawn(2)
     rng = np.random.default_rng(train_seed)
@@ -350,13 +461,23 @@ def run_cli(args) -> int:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 train(run, data)  # overflow is caught as a non-finite loss, with advice
         except KeyboardInterrupt:
-            kept = (f"the checkpoint {args.save} holds epoch {run.saved_epoch}; continue with "
-                    f"--resume {args.save}" if run.saved_epoch else "no checkpoint was written"
-                    + ("" if args.save else " (use --save PATH to keep progress)"))
-            print(f"\ninterrupted in epoch {run.epoch + 1} of {args.epochs}; {kept}", file=sys.stderr)
+            kept = (
+                f"the checkpoint {args.save} holds epoch {run.saved_epoch}; continue with "
+                f"--resume {args.save}"
+                if run.saved_epoch
+                else "no checkpoint was written"
+                + ("" if args.save else " (use --save PATH to keep progress)")
+            )
+            print(
+                f"\ninterrupted in epoch {run.epoch + 1} of {args.epochs}; {kept}", file=sys.stderr
+            )
             return 130
         except NonFiniteLoss as e:
-            kept = f"; the checkpoint {args.save} holds epoch {run.saved_epoch}" if run.saved_epoch else ""
+            kept = (
+                f"; the checkpoint {args.save} holds epoch {run.saved_epoch}"
+                if run.saved_epoch
+                else ""
+            )
             print(f"mnist_mlp.py: stopped: {e}{kept}", file=sys.stderr)
             return 1
         train_seconds = time.perf_counter() - start
@@ -364,16 +485,24 @@ def run_cli(args) -> int:
     predicted = predict(model, preprocess(data.x_test)).argmax(axis=1)
     correct = int((predicted == data.y_test).sum())
     test_accuracy = correct / len(data.y_test)
-    print(f"test accuracy: {100 * test_accuracy:.2f}% ({correct}/{len(data.y_test)}) "
-          f"after {train_seconds:.1f}s of training")
+    print(
+        f"test accuracy: {100 * test_accuracy:.2f}% ({correct}/{len(data.y_test)}) "
+        f"after {train_seconds:.1f}s of training"
+    )
     print(confusion_matrix(data.y_test, predicted).to_string())
     if args.save is not None and not args.eval_only:
         print(f"saved {args.save} and {history_path(args.save)}")
     if args.json is not None:
-        metrics = {"dataset": data.name, "source": data.source, "n_train": len(data.y_train),
-                   "n_test": len(data.y_test), "test_accuracy": test_accuracy,
-                   "train_seconds": train_seconds, "epochs": history, "args": {
-                       k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+        metrics = {
+            "dataset": data.name,
+            "source": data.source,
+            "n_train": len(data.y_train),
+            "n_test": len(data.y_test),
+            "test_accuracy": test_accuracy,
+            "train_seconds": train_seconds,
+            "epochs": history,
+            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        }
         text = json.dumps(metrics, indent=2)
         tg.data.atomic_write(args.json, lambda f: f.write(text.encode()))
     if args.plot is not None:

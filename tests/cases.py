@@ -20,8 +20,14 @@ try:
     import torch
 except ImportError:  # the torch columns are used only by test_ops_torch.py, which skips without it
     torch = None
-from tinygrad_np.testing import (array_and_axis, arrays, broadcastable_arrays, broadcastable_pair,
-                                 matmul_pair, shapes)
+from tinygrad_np.testing import (
+    array_and_axis,
+    arrays,
+    broadcastable_arrays,
+    broadcastable_pair,
+    matmul_pair,
+    shapes,
+)
 
 
 @dataclass(frozen=True)
@@ -44,8 +50,9 @@ def one(strategy):
 def with_axis(distinct=False, lo=-3.0, hi=3.0, keepdims=True, allow_tuple=True, min_dims=0):
     @st.composite
     def draw_case(draw):
-        x, axis = draw(array_and_axis(lo, hi, distinct=distinct, allow_tuple=allow_tuple,
-                                      min_dims=min_dims))
+        x, axis = draw(
+            array_and_axis(lo, hi, distinct=distinct, allow_tuple=allow_tuple, min_dims=min_dims)
+        )
         kwargs = {"axis": axis}
         if keepdims:
             kwargs["keepdims"] = draw(st.booleans())
@@ -64,7 +71,9 @@ def reshape_case(draw):
     x = draw(arrays())
     sizes = [n for n in range(1, x.size + 1) if x.size % n == 0]
     first = draw(st.sampled_from(sizes))
-    shape = draw(st.sampled_from([(first, x.size // first), (x.size,), (-1, first), (first, 1, -1)]))
+    shape = draw(
+        st.sampled_from([(first, x.size // first), (x.size,), (-1, first), (first, 1, -1)])
+    )
     return (x,), {"shape": shape}
 
 
@@ -219,36 +228,67 @@ GRAD_CASES: dict[str, Case] = {
     "Cast": Case(lambda a: (a.astype(np.longdouble) * 3).astype(np.float64), one(arrays()), None),
     "Add": Case(lambda a, b: a + b, plain(broadcastable_pair()), lambda a, b: a + b),
     "Mul": Case(lambda a, b: a * b, plain(broadcastable_pair()), lambda a, b: a * b),
-    "Div": Case(lambda a, b: a / b, plain(broadcastable_arrays(2, away_from=(0.0,), margin=0.3)),
-                lambda a, b: a / b),
-    "Pow": Case(lambda a, b: a**b, broadcastable_pair(lo=0.1, hi=3.5).map(lambda p: ((p[0], p[1] - 1.5), {})),
-                lambda a, b: a**b),
-    "Maximum": Case(lambda a, b: a.maximum(b),
-                    plain(broadcastable_pair().filter(lambda p: np.all(np.abs(p[0] - p[1]) > 1e-3))),
-                    lambda a, b: a.maximum(b)),
-    "Where": Case(lambda a, b, cond: tg.where(cond, a, b), where_case(),
-                  lambda a, b, cond: torch.where(torch.from_numpy(np.asarray(cond)), a, b)),
-    "Sum": Case(lambda a, axis, keepdims: a.sum(axis, keepdims), with_axis(),
-                lambda a, axis, keepdims: a.sum(dim=dims(axis, a.ndim), keepdim=keepdims)),
-    "Max": Case(lambda a, axis, keepdims: a.max(axis, keepdims), with_axis(distinct=True),
-                lambda a, axis, keepdims: a.amax(dim=dims(axis, a.ndim), keepdim=keepdims)),
-    "Reshape": Case(lambda a, shape: a.reshape(shape), reshape_case(),
-                    lambda a, shape: a.reshape(shape)),
-    "Transpose": Case(lambda a, axes: a.transpose(axes), transpose_case(),
-                      lambda a, axes: a.permute(axes)),
-    "Expand": Case(lambda a, shape: a.expand(shape), expand_case(),
-                   lambda a, shape: a.expand(shape)),
-    "Index": Case(lambda a, index: a[index], index_case(),
-                  lambda a, index: a[_torch_index(index)] if _torch_index(index) is not None else None),
-    "Concatenate": Case(lambda *xs, axis: tg.concatenate(xs, axis), concat_case(),
-                        lambda *xs, axis: torch.cat(xs, axis)),
+    "Div": Case(
+        lambda a, b: a / b,
+        plain(broadcastable_arrays(2, away_from=(0.0,), margin=0.3)),
+        lambda a, b: a / b,
+    ),
+    "Pow": Case(
+        lambda a, b: a**b,
+        broadcastable_pair(lo=0.1, hi=3.5).map(lambda p: ((p[0], p[1] - 1.5), {})),
+        lambda a, b: a**b,
+    ),
+    "Maximum": Case(
+        lambda a, b: a.maximum(b),
+        plain(broadcastable_pair().filter(lambda p: np.all(np.abs(p[0] - p[1]) > 1e-3))),
+        lambda a, b: a.maximum(b),
+    ),
+    "Where": Case(
+        lambda a, b, cond: tg.where(cond, a, b),
+        where_case(),
+        lambda a, b, cond: torch.where(torch.from_numpy(np.asarray(cond)), a, b),
+    ),
+    "Sum": Case(
+        lambda a, axis, keepdims: a.sum(axis, keepdims),
+        with_axis(),
+        lambda a, axis, keepdims: a.sum(dim=dims(axis, a.ndim), keepdim=keepdims),
+    ),
+    "Max": Case(
+        lambda a, axis, keepdims: a.max(axis, keepdims),
+        with_axis(distinct=True),
+        lambda a, axis, keepdims: a.amax(dim=dims(axis, a.ndim), keepdim=keepdims),
+    ),
+    "Reshape": Case(
+        lambda a, shape: a.reshape(shape), reshape_case(), lambda a, shape: a.reshape(shape)
+    ),
+    "Transpose": Case(
+        lambda a, axes: a.transpose(axes), transpose_case(), lambda a, axes: a.permute(axes)
+    ),
+    "Expand": Case(
+        lambda a, shape: a.expand(shape), expand_case(), lambda a, shape: a.expand(shape)
+    ),
+    "Index": Case(
+        lambda a, index: a[index],
+        index_case(),
+        lambda a, index: a[_torch_index(index)] if _torch_index(index) is not None else None,
+    ),
+    "Concatenate": Case(
+        lambda *xs, axis: tg.concatenate(xs, axis),
+        concat_case(),
+        lambda *xs, axis: torch.cat(xs, axis),
+    ),
     "MatMul": Case(lambda a, b: a @ b, plain(matmul_pair()), lambda a, b: a @ b),
     "Linear": Case(lambda x, w, b: x @ w + b, linear_case(), lambda x, w, b: x @ w + b),
-    "LinearReLU": Case(lambda x, w, b: (x @ w + b).relu(),
-                       linear_case().filter(lambda c: np.all(np.abs(c[0][0] @ c[0][1] + c[0][2]) > 1e-3)),
-                       lambda x, w, b: (x @ w + b).relu()),
-    "CrossEntropy": Case(lambda a, labels: F.cross_entropy(a, labels), logits_labels(),
-                         lambda a, labels: torch.nn.functional.cross_entropy(a, torch.from_numpy(labels))),
+    "LinearReLU": Case(
+        lambda x, w, b: (x @ w + b).relu(),
+        linear_case().filter(lambda c: np.all(np.abs(c[0][0] @ c[0][1] + c[0][2]) > 1e-3)),
+        lambda x, w, b: (x @ w + b).relu(),
+    ),
+    "CrossEntropy": Case(
+        lambda a, labels: F.cross_entropy(a, labels),
+        logits_labels(),
+        lambda a, labels: torch.nn.functional.cross_entropy(a, torch.from_numpy(labels)),
+    ),
     # --- composites ---
     "bias_first_linear": Case(lambda x, w, b: b + x @ w, linear_case(), lambda x, w, b: b + x @ w),
     "sub": Case(lambda a, b: a - b, plain(broadcastable_pair()), lambda a, b: a - b),
@@ -259,39 +299,67 @@ GRAD_CASES: dict[str, Case] = {
     "sqrt": Case(lambda a: a.sqrt(), one(POSITIVE), lambda a: a.sqrt()),
     "abs": Case(lambda a: a.abs(), one(arrays(away_from=(0.0,))), lambda a: a.abs()),
     "clip": Case(lambda a, low, high: a.clip(low, high), clip_case(), _t_clip),
-    "minimum": Case(lambda a, b: a.minimum(b),
-                    plain(broadcastable_pair().filter(lambda p: np.all(np.abs(p[0] - p[1]) > 1e-3))),
-                    lambda a, b: a.minimum(b)),
-    "mean": Case(lambda a, axis, keepdims: a.mean(axis, keepdims), with_axis(),
-                 lambda a, axis, keepdims: a.mean(dim=dims(axis, a.ndim), keepdim=keepdims)),
-    "min": Case(lambda a, axis, keepdims: a.min(axis, keepdims), with_axis(distinct=True),
-                lambda a, axis, keepdims: a.amin(dim=dims(axis, a.ndim), keepdim=keepdims)),
-    "logsumexp": Case(lambda a, axis, keepdims: a.logsumexp(axis, keepdims), with_axis(lo=-10, hi=10),
-                      _t_logsumexp),
-    "softmax": Case(lambda a, axis: a.softmax(axis),
-                    with_axis(keepdims=False, allow_tuple=False, min_dims=1, lo=-10, hi=10),
-                    lambda a, axis: _t_whole(a, axis, "softmax")),
-    "log_softmax": Case(lambda a, axis: a.log_softmax(axis),
-                        with_axis(keepdims=False, allow_tuple=False, min_dims=1, lo=-10, hi=10),
-                        lambda a, axis: _t_whole(a, axis, "log_softmax")),
-    "flatten": Case(lambda a, start_axis, end_axis: a.flatten(start_axis, end_axis), flatten_case(),
-                    _t_flatten),
+    "minimum": Case(
+        lambda a, b: a.minimum(b),
+        plain(broadcastable_pair().filter(lambda p: np.all(np.abs(p[0] - p[1]) > 1e-3))),
+        lambda a, b: a.minimum(b),
+    ),
+    "mean": Case(
+        lambda a, axis, keepdims: a.mean(axis, keepdims),
+        with_axis(),
+        lambda a, axis, keepdims: a.mean(dim=dims(axis, a.ndim), keepdim=keepdims),
+    ),
+    "min": Case(
+        lambda a, axis, keepdims: a.min(axis, keepdims),
+        with_axis(distinct=True),
+        lambda a, axis, keepdims: a.amin(dim=dims(axis, a.ndim), keepdim=keepdims),
+    ),
+    "logsumexp": Case(
+        lambda a, axis, keepdims: a.logsumexp(axis, keepdims),
+        with_axis(lo=-10, hi=10),
+        _t_logsumexp,
+    ),
+    "softmax": Case(
+        lambda a, axis: a.softmax(axis),
+        with_axis(keepdims=False, allow_tuple=False, min_dims=1, lo=-10, hi=10),
+        lambda a, axis: _t_whole(a, axis, "softmax"),
+    ),
+    "log_softmax": Case(
+        lambda a, axis: a.log_softmax(axis),
+        with_axis(keepdims=False, allow_tuple=False, min_dims=1, lo=-10, hi=10),
+        lambda a, axis: _t_whole(a, axis, "log_softmax"),
+    ),
+    "flatten": Case(
+        lambda a, start_axis, end_axis: a.flatten(start_axis, end_axis), flatten_case(), _t_flatten
+    ),
     "squeeze": Case(lambda a, axis: a.squeeze(axis), squeeze_case(), _t_squeeze),
-    "unsqueeze": Case(lambda a, axis: a.unsqueeze(axis), unsqueeze_case(),
-                      lambda a, axis: a.unsqueeze(axis)),
-    "stack": Case(lambda *xs, axis: tg.stack(xs, axis), stack_case(),
-                  lambda *xs, axis: torch.stack(xs, axis)),
+    "unsqueeze": Case(
+        lambda a, axis: a.unsqueeze(axis), unsqueeze_case(), lambda a, axis: a.unsqueeze(axis)
+    ),
+    "stack": Case(
+        lambda *xs, axis: tg.stack(xs, axis), stack_case(), lambda *xs, axis: torch.stack(xs, axis)
+    ),
     "T": Case(lambda a: a.T, one(arrays()), lambda a: a.permute(tuple(reversed(range(a.ndim))))),
-    "linear_relu": Case(lambda x, w, b: (x @ w + b).relu(),
-                        st.tuples(arrays((3, 4)), arrays((4, 2)), arrays((2,), away_from=(0.0,)))
-                        .filter(lambda p: np.all(np.abs(p[0] @ p[1] + p[2]) > 1e-3))
-                        .map(lambda p: (p, {})),
-                        lambda x, w, b: (x @ w + b).relu()),
-    "nll_loss": Case(lambda a, labels: F.nll_loss(a.log_softmax(), labels), logits_labels(),
-                     lambda a, labels: torch.nn.functional.nll_loss(a.log_softmax(-1),
-                                                                    torch.from_numpy(labels))),
-    "leaky_relu": Case(lambda a: F.leaky_relu(a, 0.1), one(arrays(away_from=(0.0,))),
-                       lambda a: torch.nn.functional.leaky_relu(a, 0.1)),
-    "gelu": Case(lambda a: F.gelu(a), one(arrays()),
-                 lambda a: torch.nn.functional.gelu(a, approximate="tanh")),
+    "linear_relu": Case(
+        lambda x, w, b: (x @ w + b).relu(),
+        st.tuples(arrays((3, 4)), arrays((4, 2)), arrays((2,), away_from=(0.0,)))
+        .filter(lambda p: np.all(np.abs(p[0] @ p[1] + p[2]) > 1e-3))
+        .map(lambda p: (p, {})),
+        lambda x, w, b: (x @ w + b).relu(),
+    ),
+    "nll_loss": Case(
+        lambda a, labels: F.nll_loss(a.log_softmax(), labels),
+        logits_labels(),
+        lambda a, labels: torch.nn.functional.nll_loss(a.log_softmax(-1), torch.from_numpy(labels)),
+    ),
+    "leaky_relu": Case(
+        lambda a: F.leaky_relu(a, 0.1),
+        one(arrays(away_from=(0.0,))),
+        lambda a: torch.nn.functional.leaky_relu(a, 0.1),
+    ),
+    "gelu": Case(
+        lambda a: F.gelu(a),
+        one(arrays()),
+        lambda a: torch.nn.functional.gelu(a, approximate="tanh"),
+    ),
 }

@@ -47,8 +47,11 @@ def test_restore_into_a_wrong_model_names_the_parameter(tmp_path):
     path = tmp_path / "ckpt.npz"
     tg.save_checkpoint(path, model, opt)
     other = nn.MLP([6, 7, 3], rng=np.random.default_rng(0))
-    with pytest.raises(CheckpointError, match=rf"{path}: load_state_dict\(MLP\): linears.0.weight has shape "
-                                              rf"\(6, 5\) in the state but \(6, 7\) in the model"):
+    with pytest.raises(
+        CheckpointError,
+        match=rf"{path}: load_state_dict\(MLP\): linears.0.weight has shape "
+        rf"\(6, 5\) in the state but \(6, 7\) in the model",
+    ):
         tg.restore(path, other)
 
 
@@ -80,10 +83,19 @@ class Payload:
 def test_object_arrays_are_refused_without_running_them(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.npz"
-    meta = {"format": "tinygrad_np.checkpoint", "version": 1, "model": {"class": "MLP", "config": None}}
-    np.savez(path, meta=np.array(json.dumps(meta)),
-             **{"model/linears.0.weight": np.array([Payload(marker)], dtype=object)})
-    with pytest.raises(CheckpointError, match=rf"{path}: not a readable checkpoint .*allow_pickle=False"):
+    meta = {
+        "format": "tinygrad_np.checkpoint",
+        "version": 1,
+        "model": {"class": "MLP", "config": None},
+    }
+    np.savez(
+        path,
+        meta=np.array(json.dumps(meta)),
+        **{"model/linears.0.weight": np.array([Payload(marker)], dtype=object)},
+    )
+    with pytest.raises(
+        CheckpointError, match=rf"{path}: not a readable checkpoint .*allow_pickle=False"
+    ):
         tg.load_checkpoint(path)
     assert not marker.exists()
 
@@ -97,10 +109,13 @@ def test_a_pickle_file_is_refused_without_running_it(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"", r"not a readable checkpoint"),
-    (b"PK\x03\x04garbage", r"not a readable checkpoint"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"", r"not a readable checkpoint"),
+        (b"PK\x03\x04garbage", r"not a readable checkpoint"),
+    ],
+)
 def test_corrupt_checkpoints(tmp_path, content, match):
     path = tmp_path / "bad.npz"
     path.write_bytes(content)

@@ -47,19 +47,27 @@ def idx_bytes(arr=None):
     return bytes([0, 0, 8, arr.ndim]) + np.asarray(arr.shape, ">u4").tobytes() + arr.tobytes()
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"", r"truncated: 0 bytes, too short for an IDX header"),
-    (b"\x00\x00", r"truncated: 2 bytes"),
-    (b"PK\x03\x04" + bytes(20), r"wrong magic number 0x504b0304"),
-    (bytes([0, 0, 0x42, 1, 0, 0, 0, 1, 7]), r"unknown IDX dtype code 0x42"),
-    (bytes([0, 0, 8, 0]), r"the IDX header declares 0 dimensions"),
-    (bytes([0, 0, 8, 3, 0, 0, 0]), r"truncated: the header promises 12 bytes of dimensions"),
-    (idx_bytes()[:-3], r"truncated: the header declares shape \(3, 4\) \(12 bytes of data\) but the file holds 9"),
-    (idx_bytes() + b"\x00", r"trailing bytes after the 12 bytes that shape \(3, 4\) declares"),
-    (bytes([0, 0, 8, 3]) + np.array([60000, 100000, 100000], ">u4").tobytes(),
-     r"truncated: the header declares shape \(60000, 100000, 100000\) \(600000000000000 bytes of data\) "
-     r"but the file holds 0"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"", r"truncated: 0 bytes, too short for an IDX header"),
+        (b"\x00\x00", r"truncated: 2 bytes"),
+        (b"PK\x03\x04" + bytes(20), r"wrong magic number 0x504b0304"),
+        (bytes([0, 0, 0x42, 1, 0, 0, 0, 1, 7]), r"unknown IDX dtype code 0x42"),
+        (bytes([0, 0, 8, 0]), r"the IDX header declares 0 dimensions"),
+        (bytes([0, 0, 8, 3, 0, 0, 0]), r"truncated: the header promises 12 bytes of dimensions"),
+        (
+            idx_bytes()[:-3],
+            r"truncated: the header declares shape \(3, 4\) \(12 bytes of data\) but the file holds 9",
+        ),
+        (idx_bytes() + b"\x00", r"trailing bytes after the 12 bytes that shape \(3, 4\) declares"),
+        (
+            bytes([0, 0, 8, 3]) + np.array([60000, 100000, 100000], ">u4").tobytes(),
+            r"truncated: the header declares shape \(60000, 100000, 100000\) \(600000000000000 bytes of data\) "
+            r"but the file holds 0",
+        ),
+    ],
+)
 def test_bad_raw_idx_files_name_the_file(tmp_path, content, match):
     path = tmp_path / "bad-idx1-ubyte"
     path.write_bytes(content)
@@ -72,10 +80,15 @@ def test_bad_gzip_idx_files_name_the_file(tmp_path):
     cases = {
         "garbage.gz": (b"\x1f\x8b" + bytes(range(40)), r"not a readable gzip stream"),
         "cut.gz": (good[: len(good) // 2], r"not a readable gzip stream|truncated"),
-        "inflated.gz": (gzip.compress(bytes([0, 0, 8, 2]) + np.array([4_000_000_000, 4_000], ">u4").tobytes()),
-                        r"corrupt: the header declares shape \(4000000000, 4000\) \(16000000000000 bytes of data\), "
-                        r"more than a \d+-byte gzip file can expand to"),
-        "short.gz": (gzip.compress(idx_bytes()[:-1]), r"truncated: the header promises 12 bytes of data, the file has 11"),
+        "inflated.gz": (
+            gzip.compress(bytes([0, 0, 8, 2]) + np.array([4_000_000_000, 4_000], ">u4").tobytes()),
+            r"corrupt: the header declares shape \(4000000000, 4000\) \(16000000000000 bytes of data\), "
+            r"more than a \d+-byte gzip file can expand to",
+        ),
+        "short.gz": (
+            gzip.compress(idx_bytes()[:-1]),
+            r"truncated: the header promises 12 bytes of data, the file has 11",
+        ),
     }
     for name, (content, match) in cases.items():
         path = tmp_path / name
@@ -95,10 +108,12 @@ def test_missing_file_and_directory(tmp_path):
 
 def write_mnist_dir(folder: Path, n_train=12, n_test=5, gz=True, dotted=False, seed=0):
     rng = np.random.default_rng(seed)
-    arrays = {"train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-              "train_labels": rng.integers(0, 10, n_train).astype(np.uint8),
-              "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-              "test_labels": rng.integers(0, 10, n_test).astype(np.uint8)}
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train_labels": rng.integers(0, 10, n_train).astype(np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "test_labels": rng.integers(0, 10, n_test).astype(np.uint8),
+    }
     for key, stem in data.FILES.items():
         name = stem.replace("-idx", ".idx") if dotted else stem
         write_idx(folder / (name + (".gz" if gz else "")), arrays[key])
@@ -154,14 +169,23 @@ def test_load_csv_with_and_without_test_file(tmp_path):
     assert (len(d.y_train), len(d.y_test)) == (10, 2) and "held out" in d.source
 
 
-@pytest.mark.parametrize("mutate, match", [
-    (lambda f: f.drop(columns=["label"]), r"expected 785 columns .* got 784 \(this looks like a test file"),
-    (lambda f: f.iloc[:, :500], r"expected 785 columns \(a label and 784 pixels\), got 500"),
-    (lambda f: f.assign(label=[0, 1, 12, 3, 4, 5]), r"label 12 on data row 2 is outside 0-9"),
-    (lambda f: f.assign(pixel3=[0, 1, 2, 3, 4, 300]), r"pixel values must be integers in 0-255"),
-    (lambda f: f.assign(pixel3=["0", "1", "x", "3", "4", "5"]), r"non-numeric value"),
-    (lambda f: f.assign(pixel3=[0, 1, None, 3, 4, 5]), r"missing value on line 4"),
-])
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (
+            lambda f: f.drop(columns=["label"]),
+            r"expected 785 columns .* got 784 \(this looks like a test file",
+        ),
+        (lambda f: f.iloc[:, :500], r"expected 785 columns \(a label and 784 pixels\), got 500"),
+        (lambda f: f.assign(label=[0, 1, 12, 3, 4, 5]), r"label 12 on data row 2 is outside 0-9"),
+        (
+            lambda f: f.assign(pixel3=[0, 1, 2, 3, 4, 300]),
+            r"pixel values must be integers in 0-255",
+        ),
+        (lambda f: f.assign(pixel3=["0", "1", "x", "3", "4", "5"]), r"non-numeric value"),
+        (lambda f: f.assign(pixel3=[0, 1, None, 3, 4, 5]), r"missing value on line 4"),
+    ],
+)
 def test_bad_csv_files_name_the_file(tmp_path, mutate, match):
     path = tmp_path / "bad.csv"
     mutate(mnist_frame()).to_csv(path, index=False)
@@ -184,8 +208,13 @@ def test_batches_are_seeded_and_complete():
     again = [yb.tolist() for _, yb in data.batches(x, y, 4, rng=np.random.default_rng(3))]
     assert first == again and [len(b) for b in first] == [4, 4, 2]
     assert sorted(sum(first, [])) == list(range(10))
-    assert [len(b) for _, b in data.batches(x, y, 4, rng=np.random.default_rng(3), drop_last=True)] == [4, 4]
-    assert [b.tolist() for _, b in data.batches(x, y, 5, shuffle=False)] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert [
+        len(b) for _, b in data.batches(x, y, 4, rng=np.random.default_rng(3), drop_last=True)
+    ] == [4, 4]
+    assert [b.tolist() for _, b in data.batches(x, y, 5, shuffle=False)] == [
+        [0, 1, 2, 3, 4],
+        [5, 6, 7, 8, 9],
+    ]
     with pytest.raises(ValueError, match=r"shuffling needs rng="):
         list(data.batches(x, y, 4))
 
@@ -250,10 +279,12 @@ def server():
 def fake_mnist_files(seed=0):
     """The four gzip IDX files of a tiny MNIST, and their MD5s."""
     rng = np.random.default_rng(seed)
-    arrays = {"train-images-idx3-ubyte.gz": rng.integers(0, 256, (8, 28, 28), dtype=np.uint8),
-              "train-labels-idx1-ubyte.gz": rng.integers(0, 10, 8).astype(np.uint8),
-              "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
-              "t10k-labels-idx1-ubyte.gz": rng.integers(0, 10, 3).astype(np.uint8)}
+    arrays = {
+        "train-images-idx3-ubyte.gz": rng.integers(0, 256, (8, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte.gz": rng.integers(0, 10, 8).astype(np.uint8),
+        "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte.gz": rng.integers(0, 10, 3).astype(np.uint8),
+    }
     files = {name: gzip.compress(idx_bytes(arr), mtime=0) for name, arr in arrays.items()}
     return files, {name: hashlib.md5(body).hexdigest() for name, body in files.items()}
 
@@ -280,14 +311,21 @@ def test_download_wrong_checksum_is_refused_and_leaves_nothing(server, tmp_path)
     for name, body in files.items():
         server.routes[f"/m/{name}"] = body
     md5s["t10k-images-idx3-ubyte.gz"] = "0" * 32
-    with pytest.raises(DownloadError, match=r"t10k-images-idx3-ubyte.gz failed on every mirror: .*checksum "
-                                            r"mismatch .* the file was not kept"):
-        data.download("mnist", cache=tmp_path, mirrors=[server.url + "m/"], checksums=md5s, attempts=2)
+    with pytest.raises(
+        DownloadError,
+        match=r"t10k-images-idx3-ubyte.gz failed on every mirror: .*checksum "
+        r"mismatch .* the file was not kept",
+    ):
+        data.download(
+            "mnist", cache=tmp_path, mirrors=[server.url + "m/"], checksums=md5s, attempts=2
+        )
     assert "t10k-images-idx3-ubyte.gz" not in cache_files(tmp_path)
     assert not [p for p in cache_files(tmp_path) if p.endswith(".part")]
 
 
-def test_download_dropped_connection_leaves_nothing_then_falls_back_to_next_mirror(server, tmp_path):
+def test_download_dropped_connection_leaves_nothing_then_falls_back_to_next_mirror(
+    server, tmp_path
+):
     files, md5s = fake_mnist_files()
     for name, body in files.items():
         server.routes[f"/bad/{name}"] = ("drop", body)
@@ -296,8 +334,9 @@ def test_download_dropped_connection_leaves_nothing_then_falls_back_to_next_mirr
     assert cache_files(tmp_path) == []
     for name, body in files.items():
         server.routes[f"/good/{name}"] = body
-    folder = data.download("mnist", cache=tmp_path, mirrors=[server.url + "bad/", server.url + "good/"],
-                           checksums=md5s)
+    folder = data.download(
+        "mnist", cache=tmp_path, mirrors=[server.url + "bad/", server.url + "good/"], checksums=md5s
+    )
     assert cache_files(folder) == sorted(files)
 
 
@@ -336,8 +375,14 @@ def test_slow_server_times_out_and_retries_a_bounded_number_of_times(tmp_path):
     try:
         start = time.perf_counter()
         with pytest.raises(DownloadError, match=r"timed out"):
-            data.download("mnist", cache=tmp_path, mirrors=[f"http://127.0.0.1:{httpd.server_address[1]}/"],
-                          checksums=md5s, timeout=0.3, attempts=3)
+            data.download(
+                "mnist",
+                cache=tmp_path,
+                mirrors=[f"http://127.0.0.1:{httpd.server_address[1]}/"],
+                checksums=md5s,
+                timeout=0.3,
+                attempts=3,
+            )
         assert time.perf_counter() - start < 10
         assert len(hits) == 3  # one file, three attempts, then it gives up
         assert cache_files(tmp_path) == []
@@ -350,12 +395,16 @@ def test_concurrent_downloads_do_not_corrupt_the_cache(server, tmp_path):
     files, md5s = fake_mnist_files()
     for name, body in files.items():
         server.routes[f"/m/{name}"] = body
-    code = ("import sys; from tinygrad_np import data; "
-            f"data.download('mnist', cache={str(tmp_path)!r}, mirrors=[{server.url + 'm/'!r}], "
-            f"checksums={md5s!r})")
+    code = (
+        "import sys; from tinygrad_np import data; "
+        f"data.download('mnist', cache={str(tmp_path)!r}, mirrors=[{server.url + 'm/'!r}], "
+        f"checksums={md5s!r})"
+    )
     root = Path(__file__).resolve().parents[1]
-    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=root, stderr=subprocess.PIPE, text=True)
-             for _ in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], cwd=root, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
     for p in procs:
         assert p.wait(timeout=60) == 0, p.stderr.read()
     folder = tmp_path / "mnist"

@@ -38,9 +38,15 @@ def test_default_dtype_is_float32():
     assert Tensor([1, 2], dtype=np.int64).dtype == np.int64
 
 
-@pytest.mark.parametrize("make", [Tensor.zeros, Tensor.ones,
-                                  lambda *s: Tensor.randn(*s, rng=np.random.default_rng(0)),
-                                  lambda *s: Tensor.uniform(*s, rng=np.random.default_rng(0))])
+@pytest.mark.parametrize(
+    "make",
+    [
+        Tensor.zeros,
+        Tensor.ones,
+        lambda *s: Tensor.randn(*s, rng=np.random.default_rng(0)),
+        lambda *s: Tensor.uniform(*s, rng=np.random.default_rng(0)),
+    ],
+)
 def test_constructors_default_to_float32(make):
     t = make(2, 3)
     assert t.dtype == np.float32 and t.shape == (2, 3)
@@ -75,7 +81,11 @@ def test_training_step_has_no_float64_anywhere():
     rng = np.random.default_rng(0)
     for opt_cls in (optim.SGD, optim.AdamW):
         model = nn.MLP([20, 16, 8, 4], activation="relu", dropout=0.1, rng=rng)
-        kwargs = {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3} if opt_cls is optim.SGD else {}
+        kwargs = (
+            {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}
+            if opt_cls is optim.SGD
+            else {}
+        )
         opt = opt_cls(model.parameters(), lr=0.01, **kwargs)
         for _ in range(2):
             x = rng.standard_normal((5, 20)).astype(np.float32)

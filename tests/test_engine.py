@@ -263,6 +263,9 @@ def test_fused_paths_record_nothing_without_grad():
 def test_fused_paths_check_for_anomalies():
     x = leaf(np.array([[1.0, np.inf]]))
     w, b = leaf(np.ones((2, 2))), leaf(np.zeros(2))
-    with tg.detect_anomaly(), np.errstate(invalid="ignore"), \
-            pytest.raises(tg.AnomalyError, match=r"MatMul.forward produced inf"):
+    with (
+        tg.detect_anomaly(),
+        np.errstate(invalid="ignore"),
+        pytest.raises(tg.AnomalyError, match=r"MatMul.forward produced inf"),
+    ):
         x @ w + b

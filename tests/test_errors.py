@@ -14,13 +14,18 @@ def t(*shape, requires_grad=False):
 def test_binary_shapes_do_not_broadcast():
     with pytest.raises(ValueError, match=r"mul: shapes \(2, 3\) and \(4,\) do not broadcast"):
         t(2, 3) * t(4)
-    with pytest.raises(ValueError, match=r"add: shapes \(2, 3\) and \(2,\) do not broadcast.*unsqueeze"):
+    with pytest.raises(
+        ValueError, match=r"add: shapes \(2, 3\) and \(2,\) do not broadcast.*unsqueeze"
+    ):
         t(2, 3) + np.ones(2)
 
 
 def test_matmul_inner_dimensions():
-    with pytest.raises(ValueError, match=r"matmul: expected \(\.\.\., n, k\) @ \(\.\.\., k, m\), got "
-                                         r"\(3, 4\) @ \(5, 2\): inner dimensions 4 and 5 differ; transpose"):
+    with pytest.raises(
+        ValueError,
+        match=r"matmul: expected \(\.\.\., n, k\) @ \(\.\.\., k, m\), got "
+        r"\(3, 4\) @ \(5, 2\): inner dimensions 4 and 5 differ; transpose",
+    ):
         t(3, 4) @ t(5, 2)
     with pytest.raises(ValueError, match=r"matmul: got \(\) @ \(3,\); a 0-d operand"):
         t() @ t(3)
@@ -29,12 +34,16 @@ def test_matmul_inner_dimensions():
 
 
 def test_reshape_to_a_wrong_size():
-    with pytest.raises(ValueError, match=r"reshape: cannot reshape \(3, 4\) \(12 elements\) to \(5, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"reshape: cannot reshape \(3, 4\) \(12 elements\) to \(5, 2\)"
+    ):
         t(3, 4).reshape(5, 2)
 
 
 def test_axis_out_of_range():
-    with pytest.raises(ValueError, match=r"sum: axis 3 out of range for a 2-d tensor; use an axis in \[-2, 1\]"):
+    with pytest.raises(
+        ValueError, match=r"sum: axis 3 out of range for a 2-d tensor; use an axis in \[-2, 1\]"
+    ):
         t(2, 3).sum(axis=3)
     with pytest.raises(ValueError, match=r"max: axis -3 out of range"):
         t(2, 3).max(axis=-3)
@@ -45,24 +54,34 @@ def test_axis_out_of_range():
 
 
 def test_backward_on_a_non_scalar_without_grad():
-    with pytest.raises(RuntimeError, match=r"needs a scalar \(size-1\) tensor, got shape \(2, 3\); "
-                                           r"reduce first \(loss.mean\(\) or loss.sum\(\)\) or pass grad="):
+    with pytest.raises(
+        RuntimeError,
+        match=r"needs a scalar \(size-1\) tensor, got shape \(2, 3\); "
+        r"reduce first \(loss.mean\(\) or loss.sum\(\)\) or pass grad=",
+    ):
         (t(2, 3, requires_grad=True) * 2.0).backward()
 
 
 def test_backward_with_a_wrong_shape_grad():
-    with pytest.raises(ValueError, match=r"backward\(\): grad has shape \(3,\), tensor has shape \(2, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"backward\(\): grad has shape \(3,\), tensor has shape \(2, 3\)"
+    ):
         (t(2, 3, requires_grad=True) * 2.0).backward(np.ones(3))
 
 
 def test_backward_on_a_tensor_that_needs_no_grad():
-    with pytest.raises(RuntimeError, match=r"does not require grad; create the inputs with requires_grad=True"):
+    with pytest.raises(
+        RuntimeError, match=r"does not require grad; create the inputs with requires_grad=True"
+    ):
         t(2).sum().backward()
 
 
 def test_requires_grad_on_an_integer_tensor():
-    with pytest.raises(TypeError, match=r"requires_grad=True needs a floating dtype, got int64; "
-                                        r"pass dtype=np.float32"):
+    with pytest.raises(
+        TypeError,
+        match=r"requires_grad=True needs a floating dtype, got int64; "
+        r"pass dtype=np.float32",
+    ):
         Tensor([1, 2], dtype=np.int64, requires_grad=True)
 
 
@@ -74,8 +93,11 @@ def test_op_backward_with_a_wrong_shape_is_reported_as_a_bug_in_that_op():
         def backward(self, grad):
             return (np.full(3, grad),)  # wrong: the input is (2, 3)
 
-    with pytest.raises(RuntimeError, match=r"BadSum.backward returned a grad of shape \(3,\) \(float32\) "
-                                           r"for input 0 of shape \(2, 3\) \(float32\): a bug in BadSum"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"BadSum.backward returned a grad of shape \(3,\) \(float32\) "
+        r"for input 0 of shape \(2, 3\) \(float32\): a bug in BadSum",
+    ):
         BadSum.apply(t(2, 3, requires_grad=True)).backward()
 
 
@@ -94,7 +116,9 @@ def test_op_backward_returning_the_wrong_arity_or_none():
         def backward(self, grad):
             return (None,)
 
-    with pytest.raises(RuntimeError, match=r"NoTuple.backward must return a tuple with one entry per input"):
+    with pytest.raises(
+        RuntimeError, match=r"NoTuple.backward must return a tuple with one entry per input"
+    ):
         NoTuple.apply(t(2, requires_grad=True)).sum().backward()
     with pytest.raises(RuntimeError, match=r"ForgetsInput.backward returned None for input 0"):
         ForgetsInput.apply(t(2, requires_grad=True)).sum().backward()
@@ -117,7 +141,9 @@ def test_unsupported_operand_type():
 
 
 def test_index_out_of_range():
-    with pytest.raises(IndexError, match=r"index: index 5 is out of bounds .*\(tensor shape \(3,\)\)"):
+    with pytest.raises(
+        IndexError, match=r"index: index 5 is out of bounds .*\(tensor shape \(3,\)\)"
+    ):
         t(3)[5]
     with pytest.raises(IndexError, match=r"index arrays must be integer or bool, got float64"):
         t(3)[np.array([0.0])]
@@ -129,8 +155,11 @@ def test_item_assignment_is_refused_with_the_alternative():
 
 
 def test_concatenate_shapes():
-    with pytest.raises(ValueError, match=r"concatenate: tensor 1 has shape \(2, 4\), tensor 0 has \(2, 3\).*"
-                                         r"except along axis 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"concatenate: tensor 1 has shape \(2, 4\), tensor 0 has \(2, 3\).*"
+        r"except along axis 0",
+    ):
         tg.concatenate([t(2, 3), t(2, 4)])
     with pytest.raises(ValueError, match=r"stack: needs at least one tensor"):
         tg.stack([])
@@ -165,15 +194,20 @@ def test_op_backward_returning_a_non_array():
         def backward(self, grad):
             return (2.0,)
 
-    with pytest.raises(RuntimeError, match=r"Scalar.backward returned a float for input 0; return an ndarray"):
+    with pytest.raises(
+        RuntimeError, match=r"Scalar.backward returned a float for input 0; return an ndarray"
+    ):
         Scalar.apply(t(2, requires_grad=True)).sum().backward()
 
 
 def test_detect_anomaly_names_the_first_forward_op():
     x = Tensor([1.0, 0.0, 2.0], requires_grad=True)
     with tg.detect_anomaly(), np.errstate(divide="ignore"):
-        with pytest.raises(tg.AnomalyError, match=r"detect_anomaly: Log.forward produced inf \(output "
-                                                  r"shape \(3,\)\) from inputs of shapes \(3,\)$"):
+        with pytest.raises(
+            tg.AnomalyError,
+            match=r"detect_anomaly: Log.forward produced inf \(output "
+            r"shape \(3,\)\) from inputs of shapes \(3,\)$",
+        ):
             (x * 2.0).log().exp()
     with np.errstate(divide="ignore"):  # outside the context nothing is checked
         assert np.isinf((x * 2.0).log().data).any()
@@ -183,10 +217,14 @@ def test_detect_anomaly_names_the_backward_op_and_says_when_inputs_were_bad():
     x = Tensor([4.0, 0.0], requires_grad=True)
     y = x.sqrt().sum()  # finite forward; d sqrt / dx at 0 is inf
     with tg.detect_anomaly(), np.errstate(divide="ignore"):
-        with pytest.raises(tg.AnomalyError, match=r"Pow.backward produced inf in the gradient of input 0"):
+        with pytest.raises(
+            tg.AnomalyError, match=r"Pow.backward produced inf in the gradient of input 0"
+        ):
             y.backward()
     with tg.detect_anomaly(), np.errstate(invalid="ignore"):
-        with pytest.raises(tg.AnomalyError, match=r"Mul.forward produced NaN .*an input was already non-finite"):
+        with pytest.raises(
+            tg.AnomalyError, match=r"Mul.forward produced NaN .*an input was already non-finite"
+        ):
             Tensor([np.nan]) * 2.0
 
 

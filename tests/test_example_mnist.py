@@ -18,8 +18,13 @@ QUICK = ["--dataset", "sample", "--epochs", "2", "--hidden", "64", "--no-progres
 
 
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True,
-                          text=True, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
 
 
 def test_short_training_on_the_sample_learns():
@@ -57,7 +62,9 @@ def test_cli_trains_saves_and_evaluates(tmp_path):
     history = pd.read_csv(tmp_path / "model.history.csv")
     assert list(history["epoch"]) == [1, 2] and "test_accuracy" in history
 
-    again = run("--dataset", "sample", "--load", ckpt, "--eval-only", "--json", tmp_path / "eval.json")
+    again = run(
+        "--dataset", "sample", "--load", ckpt, "--eval-only", "--json", tmp_path / "eval.json"
+    )
     assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "eval.json").read_text())["test_accuracy"] == m["test_accuracy"]
 
@@ -72,13 +79,26 @@ def test_same_seed_same_result(tmp_path):
 
 def test_cli_reads_csv_files(tmp_path):
     d = data.load_mnist("sample")
-    for name, x, y in (("train.csv", d.x_train[:600], d.y_train[:600]),
-                       ("test.csv", d.x_test[:200], d.y_test[:200])):
+    for name, x, y in (
+        ("train.csv", d.x_train[:600], d.y_train[:600]),
+        ("test.csv", d.x_test[:200], d.y_test[:200]),
+    ):
         frame = pd.DataFrame(x.reshape(len(x), -1), columns=[f"pixel{i}" for i in range(784)])
         frame.insert(0, "label", y)
         frame.to_csv(tmp_path / name, index=False)
-    result = run("--train-csv", tmp_path / "train.csv", "--test-csv", tmp_path / "test.csv",
-                 "--epochs", "1", "--hidden", "32", "--no-progress", "--json", tmp_path / "m.json")
+    result = run(
+        "--train-csv",
+        tmp_path / "train.csv",
+        "--test-csv",
+        tmp_path / "test.csv",
+        "--epochs",
+        "1",
+        "--hidden",
+        "32",
+        "--no-progress",
+        "--json",
+        tmp_path / "m.json",
+    )
     assert result.returncode == 0, result.stderr
     m = json.loads((tmp_path / "m.json").read_text())
     assert (m["dataset"], m["n_train"], m["n_test"]) == ("csv", 600, 200)

@@ -44,7 +44,7 @@ def mutated(draw, good: bytes):
         return bytes(data)
     if kind == "inflate":  # a dimension claiming up to billions of entries
         at = draw(st.sampled_from([4, 8, 12]))
-        data[at:at + 4] = draw(st.integers(0, 2**32 - 1)).to_bytes(4, "big")
+        data[at : at + 4] = draw(st.integers(0, 2**32 - 1)).to_bytes(4, "big")
         return bytes(data)
     return bytes(data) + draw(st.binary(min_size=1, max_size=64))
 
@@ -79,8 +79,13 @@ def test_read_idx_random_bytes(tmp_path, content):
 
 
 @FUZZ
-@given(st.one_of(mutated(GOOD_IDX), mutated(GOOD_IDX_GZ),
-                 mutated(gzip.compress(idx_bytes((2, 2), code=0x0D), mtime=0))))
+@given(
+    st.one_of(
+        mutated(GOOD_IDX),
+        mutated(GOOD_IDX_GZ),
+        mutated(gzip.compress(idx_bytes((2, 2), code=0x0D), mtime=0)),
+    )
+)
 def test_read_idx_mutated(tmp_path, content):
     path = tmp_path / "mutated-idx"
     path.write_bytes(content)
@@ -92,7 +97,9 @@ def test_gzip_bomb_header_is_refused_before_reading():
     import tempfile
     from pathlib import Path
 
-    body = gzip.compress(bytes([0, 0, 8, 2]) + np.array([65536, 65536], ">u4").tobytes() + bytes(1000))
+    body = gzip.compress(
+        bytes([0, 0, 8, 2]) + np.array([65536, 65536], ">u4").tobytes() + bytes(1000)
+    )
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "bomb.gz"
         path.write_bytes(body)
@@ -156,6 +163,8 @@ def test_checkpoint_with_a_hostile_architecture_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"does not match the stored weights"):
         ckpt.build_model()
     ckpt.meta["model"]["config"] = {"sizes": [4, 3, 2], "activation": "os.system"}
-    with pytest.raises(CheckpointError, match=r"bad recorded architecture: MLP: unknown activation"):
+    with pytest.raises(
+        CheckpointError, match=r"bad recorded architecture: MLP: unknown activation"
+    ):
         ckpt.build_model()
     json.dumps(ckpt.meta)  # metadata is plain JSON

@@ -5,8 +5,13 @@ import pytest
 from hypothesis import given
 
 from tinygrad_np import GradcheckError, Op, gradcheck
-from tinygrad_np.testing import (array_and_axis, arrays, broadcastable_arrays, distinct_arrays,
-                                 matmul_pair)
+from tinygrad_np.testing import (
+    array_and_axis,
+    arrays,
+    broadcastable_arrays,
+    distinct_arrays,
+    matmul_pair,
+)
 
 
 class Softplus(Op):
@@ -37,8 +42,11 @@ def test_user_op_passes(x):
 
 @pytest.mark.parametrize("bad", [SoftplusForgetsGrad, SoftplusWrongSign])
 def test_negative_control_wrong_backward_fails(bad):
-    with pytest.raises(GradcheckError, match=r"input 0 \(shape \(3, 2\)\): \d+ of 6 elements differ; "
-                                             r"worst at \(\d, \d\): analytic .*, numeric "):
+    with pytest.raises(
+        GradcheckError,
+        match=r"input 0 \(shape \(3, 2\)\): \d+ of 6 elements differ; "
+        r"worst at \(\d, \d\): analytic .*, numeric ",
+    ):
         gradcheck(lambda t: bad.apply(t), np.linspace(-2, 2, 6).reshape(3, 2))
 
 
@@ -60,7 +68,10 @@ def test_unused_input_has_zero_gradient():
 
 
 def test_non_finite_output_is_reported():
-    with pytest.raises(GradcheckError, match=r"output is not finite"), np.errstate(invalid="ignore"):
+    with (
+        pytest.raises(GradcheckError, match=r"output is not finite"),
+        np.errstate(invalid="ignore"),
+    ):
         gradcheck(lambda a: a.log(), np.array([-1.0, 1.0]))
 
 

@@ -20,17 +20,26 @@ def test_linear_shapes_and_he_init():
     assert layer.weight.dtype == np.float32 and layer.bias.dtype == np.float32
     np.testing.assert_allclose(layer.weight.data.std(), np.sqrt(2 / 784), rtol=0.02)
     assert not layer.bias.data.any()
-    np.testing.assert_array_equal(nn.Linear(3, 2, rng=rng(1)).weight.data,
-                                  nn.Linear(3, 2, rng=rng(1)).weight.data)
+    np.testing.assert_array_equal(
+        nn.Linear(3, 2, rng=rng(1)).weight.data, nn.Linear(3, 2, rng=rng(1)).weight.data
+    )
     assert repr(layer) == "Linear(784, 256, bias=True)"
 
 
 def test_parameters_complete_ordered_and_without_duplicates():
     shared = nn.Linear(4, 4, rng=rng())
-    model = nn.Sequential(nn.Linear(3, 4, rng=rng()), nn.ReLU(), shared, shared, nn.Linear(4, 2, rng=rng()))
+    model = nn.Sequential(
+        nn.Linear(3, 4, rng=rng()), nn.ReLU(), shared, shared, nn.Linear(4, 2, rng=rng())
+    )
     names = [n for n, _ in model.named_parameters()]
-    assert names == ["layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias",
-                     "layers.4.weight", "layers.4.bias"]
+    assert names == [
+        "layers.0.weight",
+        "layers.0.bias",
+        "layers.2.weight",
+        "layers.2.bias",
+        "layers.4.weight",
+        "layers.4.bias",
+    ]
     params = model.parameters()
     assert len({id(p) for p in params}) == len(params) == 6
     assert params == model.parameters()
@@ -39,18 +48,30 @@ def test_parameters_complete_ordered_and_without_duplicates():
 def test_mlp_structure_and_forward():
     model = nn.MLP([784, 32, 16, 10], activation="tanh", dropout=0.2, rng=rng())
     assert [n for n, _ in model.named_parameters()] == [
-        "linears.0.weight", "linears.0.bias", "linears.1.weight", "linears.1.bias",
-        "linears.2.weight", "linears.2.bias"]
+        "linears.0.weight",
+        "linears.0.bias",
+        "linears.1.weight",
+        "linears.1.bias",
+        "linears.2.weight",
+        "linears.2.bias",
+    ]
     out = model(Tensor(np.ones((3, 784))))
     assert out.shape == (3, 10) and out.dtype == np.float32
     assert repr(model) == "MLP([784, 32, 16, 10], activation='tanh', dropout=0.2)"
 
 
-@pytest.mark.parametrize("sizes, activation, match", [
-    ([784], "relu", r"MLP: sizes must be at least two positive integers"),
-    ([784, 0, 10], "relu", r"MLP: sizes must be at least two positive"),
-    ([784, 10], "swish", r"MLP: unknown activation 'swish'; choose one of \['gelu', 'leaky_relu'"),
-])
+@pytest.mark.parametrize(
+    "sizes, activation, match",
+    [
+        ([784], "relu", r"MLP: sizes must be at least two positive integers"),
+        ([784, 0, 10], "relu", r"MLP: sizes must be at least two positive"),
+        (
+            [784, 10],
+            "swish",
+            r"MLP: unknown activation 'swish'; choose one of \['gelu', 'leaky_relu'",
+        ),
+    ],
+)
 def test_mlp_rejects_bad_configuration(sizes, activation, match):
     with pytest.raises(ValueError, match=match):
         nn.MLP(sizes, activation, rng=rng())
@@ -63,12 +84,19 @@ def test_state_dict_round_trip_and_errors():
     np.testing.assert_array_equal(a(x).data, b(x).data)
     state = a.state_dict()
     state["linears.0.weight"] = np.zeros((5, 3))
-    with pytest.raises(ValueError, match=r"linears.0.weight has shape \(5, 3\) in the state but \(4, 3\) "
-                                         r"in the model"):
+    with pytest.raises(
+        ValueError,
+        match=r"linears.0.weight has shape \(5, 3\) in the state but \(4, 3\) "
+        r"in the model",
+    ):
         b.load_state_dict(state)
     with pytest.raises(ValueError, match=r"missing \['linears.1.bias'\]; unexpected \['extra'\]"):
-        b.load_state_dict({**{k: v for k, v in a.state_dict().items() if k != "linears.1.bias"},
-                           "extra": np.zeros(1)})
+        b.load_state_dict(
+            {
+                **{k: v for k, v in a.state_dict().items() if k != "linears.1.bias"},
+                "extra": np.zeros(1),
+            }
+        )
     sd = a.state_dict()
     sd["linears.0.bias"][:] = 7  # a copy: the model is untouched
     assert not (a.linears[0].bias.data == 7).any()
@@ -119,16 +147,22 @@ def test_cross_entropy_finite_for_huge_logits():
         loss.backward()
         assert np.isfinite(loss.item()) and np.all(np.isfinite(logits.grad))
         soft = logits.softmax()
-        assert np.all(np.isfinite(soft.data)) and np.all(np.isfinite(logits.log_softmax().data[:, :2]))
+        assert np.all(np.isfinite(soft.data)) and np.all(
+            np.isfinite(logits.log_softmax().data[:, :2])
+        )
 
 
 def test_cross_entropy_rejects_bad_labels():
     logits = Tensor(np.zeros((3, 10)))
-    with pytest.raises(ValueError, match=r"cross_entropy: label 10 at position 1 is outside \[0, 10\)"):
+    with pytest.raises(
+        ValueError, match=r"cross_entropy: label 10 at position 1 is outside \[0, 10\)"
+    ):
         F.cross_entropy(logits, [0, 10, 2])
     with pytest.raises(ValueError, match=r"cross_entropy: expected integer labels of shape \(3,\)"):
         F.cross_entropy(logits, np.zeros(3))
-    with pytest.raises(ValueError, match=r"cross_entropy: expected logits of shape \(batch, classes\)"):
+    with pytest.raises(
+        ValueError, match=r"cross_entropy: expected logits of shape \(batch, classes\)"
+    ):
         F.cross_entropy(Tensor(np.zeros(10)), [1])
 
 

@@ -11,8 +11,11 @@ from tinygrad_np import Op, gradcheck, ops
 
 
 def primitives() -> set[str]:
-    return {name for name, obj in vars(ops).items()
-            if isinstance(obj, type) and issubclass(obj, Op) and obj is not Op}
+    return {
+        name
+        for name, obj in vars(ops).items()
+        if isinstance(obj, type) and issubclass(obj, Op) and obj is not Op
+    }
 
 
 @pytest.mark.parametrize("name", sorted(GRAD_CASES))

@@ -1,6 +1,5 @@
 """Forward values and gradients against PyTorch in float64 (skipped when torch is not installed)."""
 
-
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -47,8 +46,11 @@ def test_relu_at_zero_matches_torch():
 
 def test_max_ties_share_gradient_like_amax():
     x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
-    for kwargs in ({"axis": None, "keepdims": False}, {"axis": 1, "keepdims": True},
-                   {"axis": 0, "keepdims": False}):
+    for kwargs in (
+        {"axis": None, "keepdims": False},
+        {"axis": 1, "keepdims": True},
+        {"axis": 0, "keepdims": False},
+    ):
         run_both(GRAD_CASES["Max"], [x], kwargs)
         run_both(GRAD_CASES["min"], [-x], kwargs)
 
@@ -61,7 +63,9 @@ def test_maximum_ties_split_like_torch():
 
 def test_abs_and_clip_at_kinks_match_torch():
     run_both(GRAD_CASES["abs"], [np.array([-1.0, 0.0, 2.0])], {})
-    run_both(GRAD_CASES["clip"], [np.array([-1.0, -0.5, 0.0, 0.5, 1.0])], {"low": -0.5, "high": 0.5})
+    run_both(
+        GRAD_CASES["clip"], [np.array([-1.0, -0.5, 0.0, 0.5, 1.0])], {"low": -0.5, "high": 0.5}
+    )
 
 
 def test_float32_mlp_composites_match_torch():
@@ -72,8 +76,9 @@ def test_float32_mlp_composites_match_torch():
     ours = [Tensor(a, requires_grad=True) for a in (x, w, b)]
     theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
     loss = -(ours[0] @ ours[1] + ours[2]).relu().log_softmax()[np.arange(8), labels].mean()
-    ref = torch.nn.functional.cross_entropy((theirs[0] @ theirs[1] + theirs[2]).relu(),
-                                            torch.from_numpy(labels))
+    ref = torch.nn.functional.cross_entropy(
+        (theirs[0] @ theirs[1] + theirs[2]).relu(), torch.from_numpy(labels)
+    )
     loss.backward()
     ref.backward()
     assert loss.dtype == np.float32

@@ -55,11 +55,14 @@ def test_adam_by_hand(cls, decoupled):
     np.testing.assert_allclose(run(cls, GRADS, lr=lr, weight_decay=wd), p, rtol=1e-12)
 
 
-@pytest.mark.parametrize("cls, kw, torch_name", [
-    (optim.SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}, "SGD"),
-    (optim.Adam, {"lr": 0.01, "weight_decay": 0.1}, "Adam"),
-    (optim.AdamW, {"lr": 0.01, "weight_decay": 0.1}, "AdamW"),
-])
+@pytest.mark.parametrize(
+    "cls, kw, torch_name",
+    [
+        (optim.SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}, "SGD"),
+        (optim.Adam, {"lr": 0.01, "weight_decay": 0.1}, "Adam"),
+        (optim.AdamW, {"lr": 0.01, "weight_decay": 0.1}, "AdamW"),
+    ],
+)
 def test_matches_torch(cls, kw, torch_name):
     torch = pytest.importorskip("torch")
     t = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
@@ -79,11 +82,15 @@ def test_zero_grad_skip_dedupe_and_empty():
     assert a.data[0] == 0.0 and b.data[0] == 2.0
     opt.zero_grad()
     assert a.grad is None and b.grad is None
-    with pytest.raises(ValueError, match=r"SGD got no parameters; did you pass model.parameters\(\)\?"):
+    with pytest.raises(
+        ValueError, match=r"SGD got no parameters; did you pass model.parameters\(\)\?"
+    ):
         optim.SGD([], lr=0.1)
     with pytest.raises(ValueError, match=r"Adam: learning rate must be positive, got -1"):
         optim.Adam([a], lr=-1)
-    with pytest.raises(TypeError, match=r"every parameter must be a Tensor with requires_grad=True"):
+    with pytest.raises(
+        TypeError, match=r"every parameter must be a Tensor with requires_grad=True"
+    ):
         optim.SGD([Tensor([1.0])], lr=0.1)
 
 
@@ -93,10 +100,14 @@ def test_float32_parameters_stay_float32():
         p.grad = np.ones(2, np.float32)
         opt.step()
         assert p.data.dtype == np.float32
-        assert all(b.dtype == np.float32 for bufs in opt.state.values() for b in bufs if b is not None)
+        assert all(
+            b.dtype == np.float32 for bufs in opt.state.values() for b in bufs if b is not None
+        )
 
 
-@pytest.mark.parametrize("cls, kw", [(optim.SGD, {"lr": 0.1, "momentum": 0.9}), (optim.Adam, {"lr": 0.1})])
+@pytest.mark.parametrize(
+    "cls, kw", [(optim.SGD, {"lr": 0.1, "momentum": 0.9}), (optim.Adam, {"lr": 0.1})]
+)
 def test_state_dict_resume_equals_uninterrupted(cls, kw):
     straight = run(cls, GRADS, **kw)
     p = param([1.0, -2.0])
@@ -121,7 +132,9 @@ def test_schedules():
     for _ in range(4):
         cos.step()
         lrs.append(opt.lr)
-    np.testing.assert_allclose(lrs, [0.5 + 0.5 * np.cos(np.pi * k / 4) for k in range(1, 5)], atol=1e-12)
+    np.testing.assert_allclose(
+        lrs, [0.5 + 0.5 * np.cos(np.pi * k / 4) for k in range(1, 5)], atol=1e-12
+    )
     opt.lr = 1.0
     step = optim.StepLR(opt, step_size=2, gamma=0.5)
     got = []

@@ -20,27 +20,35 @@ SMALL = ["--dataset", "sample", "--hidden", "32", "--no-progress"]
 
 
 def run(*args, cwd=None, timeout=300):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--epochs", "0"], "--epochs must be at least 1, got 0"),
-    (["--epochs", "-3"], "--epochs must be at least 1, got -3"),
-    (["--lr", "-0.1"], "--lr must be a positive number, got -0.1"),
-    (["--lr", "nan"], "--lr must be a positive number, got nan"),
-    (["--hidden", "0"], "--hidden sizes must be positive, got 0"),
-    (["--hidden", "128", "-5"], "--hidden sizes must be positive, got 128 -5"),
-    (["--activation", "swish"], "argument --activation: invalid choice: 'swish'"),
-    (["--optimizer", "rmsprop"], "argument --optimizer: invalid choice: 'rmsprop'"),
-    (["--data-dir", "/nonexistent/mnist"], "--data-dir /nonexistent/mnist: no such directory"),
-    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
-    (["--dropout", "1.5"], "--dropout must be in [0, 1), got 1.5"),
-    (["--epochs", "ten"], "argument --epochs: invalid int value: 'ten'"),
-    (["--test-csv", __file__], "--test-csv needs --train-csv"),
-    (["--eval-only"], "--eval-only needs --load PATH"),
-    (["--resume", "/nonexistent.npz"], "--resume /nonexistent.npz: no such file"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+        (["--epochs", "-3"], "--epochs must be at least 1, got -3"),
+        (["--lr", "-0.1"], "--lr must be a positive number, got -0.1"),
+        (["--lr", "nan"], "--lr must be a positive number, got nan"),
+        (["--hidden", "0"], "--hidden sizes must be positive, got 0"),
+        (["--hidden", "128", "-5"], "--hidden sizes must be positive, got 128 -5"),
+        (["--activation", "swish"], "argument --activation: invalid choice: 'swish'"),
+        (["--optimizer", "rmsprop"], "argument --optimizer: invalid choice: 'rmsprop'"),
+        (["--data-dir", "/nonexistent/mnist"], "--data-dir /nonexistent/mnist: no such directory"),
+        (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        (["--dropout", "1.5"], "--dropout must be in [0, 1), got 1.5"),
+        (["--epochs", "ten"], "argument --epochs: invalid int value: 'ten'"),
+        (["--test-csv", __file__], "--test-csv needs --train-csv"),
+        (["--eval-only"], "--eval-only needs --load PATH"),
+        (["--resume", "/nonexistent.npz"], "--resume /nonexistent.npz: no such file"),
+    ],
+)
 def test_bad_flags_exit_2_with_one_line_before_training(flags, message):
     result = run(*flags)
     assert result.returncode == 2
@@ -50,15 +58,20 @@ def test_bad_flags_exit_2_with_one_line_before_training(flags, message):
 
 
 def write_csv(path, labels, n_pixels=784):
-    frame = pd.DataFrame(np.zeros((len(labels), n_pixels), int), columns=[f"pixel{i}" for i in range(n_pixels)])
+    frame = pd.DataFrame(
+        np.zeros((len(labels), n_pixels), int), columns=[f"pixel{i}" for i in range(n_pixels)]
+    )
     frame.insert(0, "label", labels)
     frame.to_csv(path, index=False)
 
 
-@pytest.mark.parametrize("labels, n_pixels, message", [
-    ([1, 12, 3], 784, "label 12 on data row 1 is outside 0-9"),
-    ([1, 2, 3], 700, "expected 785 columns (a label and 784 pixels), got 701"),
-])
+@pytest.mark.parametrize(
+    "labels, n_pixels, message",
+    [
+        ([1, 12, 3], 784, "label 12 on data row 1 is outside 0-9"),
+        ([1, 2, 3], 700, "expected 785 columns (a label and 784 pixels), got 701"),
+    ],
+)
 def test_bad_data_exits_2_with_one_line_before_training(tmp_path, labels, n_pixels, message):
     write_csv(tmp_path / "train.csv", labels, n_pixels)
     result = run("--train-csv", tmp_path / "train.csv", "--no-progress")
@@ -77,8 +90,12 @@ def test_exploding_learning_rate_stops_with_advice(tmp_path):
 
 def interrupt_after(args, epoch_line: str):
     """Start the trainer, send SIGINT when it prints epoch_line, return (returncode, stderr)."""
-    p = subprocess.Popen([sys.executable, str(SCRIPT), *map(str, args)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, str(SCRIPT), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in p.stdout:
         if line.startswith(epoch_line):
             p.send_signal(signal.SIGINT)
@@ -99,7 +116,10 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert 2 <= saved.extra["epoch"] < 10
     resumed = run("--resume", tmp_path / "cut.npz", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming {tmp_path / 'cut.npz'} after epoch {saved.extra['epoch']} of 10" in resumed.stdout
+    assert (
+        f"resuming {tmp_path / 'cut.npz'} after epoch {saved.extra['epoch']} of 10"
+        in resumed.stdout
+    )
     a, b = tg.load_checkpoint(tmp_path / "straight.npz"), tg.load_checkpoint(tmp_path / "cut.npz")
     assert a.extra["epoch"] == b.extra["epoch"] == 10
     for name, array in a.model_state.items():

@@ -27,8 +27,10 @@ def test_numpy_interop():
 
 def test_repr_is_short():
     assert repr(Tensor([1.0, 2.0])) == "Tensor([1., 2.])"
-    assert repr(Tensor(np.zeros((30, 30)), requires_grad=True)) == \
-        "Tensor(<shape (30, 30)>, requires_grad=True)"
+    assert (
+        repr(Tensor(np.zeros((30, 30)), requires_grad=True))
+        == "Tensor(<shape (30, 30)>, requires_grad=True)"
+    )
     x = Tensor([1.0], requires_grad=True)
     assert repr(x * 2.0) == "Tensor([2.], op=Mul)"
     assert "dtype=float64" in repr(Tensor([1.0], dtype=np.float64))
@@ -36,9 +38,15 @@ def test_repr_is_short():
 
 def test_comparisons_return_bool_tensors_without_grad():
     x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
-    for result, expected in [(x < 2, [1, 0, 0]), (x <= 2, [1, 1, 0]), (x > 2, [0, 0, 1]),
-                             (x >= 2, [0, 1, 1]), (x.eq(2), [0, 1, 0]), (x.ne(2), [1, 0, 1]),
-                             (x.eq(Tensor([1.0, 0.0, 3.0])), [1, 0, 1])]:
+    for result, expected in [
+        (x < 2, [1, 0, 0]),
+        (x <= 2, [1, 1, 0]),
+        (x > 2, [0, 0, 1]),
+        (x >= 2, [0, 1, 1]),
+        (x.eq(2), [0, 1, 0]),
+        (x.ne(2), [1, 0, 1]),
+        (x.eq(Tensor([1.0, 0.0, 3.0])), [1, 0, 1]),
+    ]:
         assert result.dtype == bool and not result.requires_grad
         np.testing.assert_array_equal(result.data, np.array(expected, bool))
     assert len({x, x * 1.0}) == 2  # == is identity, so tensors hash
@@ -100,15 +108,20 @@ def test_reductions_match_numpy():
     for axis in (None, 0, 1, (0, 1), -1):
         for keepdims in (False, True):
             for name in ("sum", "mean", "max", "min"):
-                np.testing.assert_allclose(getattr(x, name)(axis, keepdims).data,
-                                           getattr(data, name)(axis=axis, keepdims=keepdims), rtol=1e-6)
+                np.testing.assert_allclose(
+                    getattr(x, name)(axis, keepdims).data,
+                    getattr(data, name)(axis=axis, keepdims=keepdims),
+                    rtol=1e-6,
+                )
 
 
 def test_softmax_family_is_stable_and_normalised():
     x = Tensor([[1e4, 0.0, -1e4], [1.0, 2.0, 3.0]])
     assert np.all(np.isfinite(x.log_softmax().data))
     np.testing.assert_allclose(x.softmax().data.sum(axis=-1), 1.0, rtol=1e-6)
-    np.testing.assert_allclose(x.logsumexp(axis=1).data, [1e4, np.log(np.exp([1, 2, 3]).sum())], rtol=1e-6)
+    np.testing.assert_allclose(
+        x.logsumexp(axis=1).data, [1e4, np.log(np.exp([1, 2, 3]).sum())], rtol=1e-6
+    )
     np.testing.assert_allclose(Tensor([-np.inf, 0.0]).log_softmax().data, [-np.inf, 0.0])
 
 

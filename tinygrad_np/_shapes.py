@@ -32,8 +32,9 @@ def normalize_axis(axis, ndim: int, op: str) -> tuple[int, ...]:
         if not -ndim <= a < ndim:
             raise ValueError(
                 f"{op}: axis {int(a)} out of range for a {ndim}-d tensor; "
-                f"use an axis in [{-ndim}, {ndim - 1}]" if ndim else
-                f"{op}: axis {int(a)} out of range for a 0-d tensor; use axis=None"
+                f"use an axis in [{-ndim}, {ndim - 1}]"
+                if ndim
+                else f"{op}: axis {int(a)} out of range for a 0-d tensor; use axis=None"
             )
         out.append(int(a) % ndim)
     if len(set(out)) != len(out):

@@ -22,13 +22,17 @@ class CheckpointError(DataError):
     """A checkpoint file is unreadable, not a checkpoint, or does not fit the model; names the file."""
 
 
-def save_checkpoint(path, model: nn.Module, optimizer: optim.Optimizer | None = None,
-                    extra: dict | None = None) -> None:
+def save_checkpoint(
+    path, model: nn.Module, optimizer: optim.Optimizer | None = None, extra: dict | None = None
+) -> None:
     """Write model parameters (+ MLP architecture), optimizer state and JSON-able extra, atomically."""
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
-    meta = {"format": FORMAT, "version": VERSION, "model": {"class": type(model).__name__,
-                                                          "config": getattr(model, "config", None)},
-            "extra": extra or {}}
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": {"class": type(model).__name__, "config": getattr(model, "config", None)},
+        "extra": extra or {},
+    }
     if optimizer is not None:
         scalars = {}
         for k, v in optimizer.state_dict().items():
@@ -62,15 +66,25 @@ class Checkpoint:
         """Rebuild the saved MLP from its recorded architecture and load its parameters."""
         spec = self.meta.get("model", {})
         if spec.get("class") != "MLP" or not spec.get("config"):
-            raise CheckpointError(f"{self.path}: holds a {spec.get('class')} without a recorded "
-                                  f"architecture; build the model yourself and use restore()")
+            raise CheckpointError(
+                f"{self.path}: holds a {spec.get('class')} without a recorded "
+                f"architecture; build the model yourself and use restore()"
+            )
         config = spec["config"]
         sizes = config.get("sizes") if isinstance(config, dict) else None
-        shapes = [self.model_state.get(f"linears.{i}.weight", np.empty(0)).shape
-                  for i in range(len(sizes) - 1)] if isinstance(sizes, list) and len(sizes) > 1 else None
-        if shapes is None or shapes != [tuple(sizes[i:i + 2]) for i in range(len(sizes) - 1)]:
-            raise CheckpointError(f"{self.path}: the recorded architecture {config!r:.120} does not "
-                                  f"match the stored weights")
+        shapes = (
+            [
+                self.model_state.get(f"linears.{i}.weight", np.empty(0)).shape
+                for i in range(len(sizes) - 1)
+            ]
+            if isinstance(sizes, list) and len(sizes) > 1
+            else None
+        )
+        if shapes is None or shapes != [tuple(sizes[i : i + 2]) for i in range(len(sizes) - 1)]:
+            raise CheckpointError(
+                f"{self.path}: the recorded architecture {config!r:.120} does not "
+                f"match the stored weights"
+            )
         try:
             model = nn.MLP(**config, rng=rng or np.random.default_rng(0))
         except (TypeError, ValueError) as e:
@@ -104,12 +118,16 @@ def load_checkpoint(path) -> Checkpoint:
         raise CheckpointError(f"{path}: is a directory, expected a checkpoint file") from None
     except Exception as e:  # a hostile or corrupt file can fail inside numpy/zipfile in many ways;
         # object arrays (which would need pickle) fail here too: allow_pickle=False refuses them
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({type(e).__name__}: {e})"
+        ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a tinygrad_np checkpoint (format {meta!r:.60})")
     if meta.get("version") != VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {meta.get('version')}, this library "
-                              f"reads version {VERSION}")
+        raise CheckpointError(
+            f"{path}: checkpoint version {meta.get('version')}, this library "
+            f"reads version {VERSION}"
+        )
     model_state = {k[6:]: v for k, v in arrays.items() if k.startswith("model/")}
     opt_state = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
     opt_state.update(meta.get("optimizer", {}).get("state", {}))

@@ -27,8 +27,14 @@ class DataError(ValueError):
 
 # --- IDX ---
 
-_IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
-               0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 _IDX_CODES = {dt.newbyteorder("=").str[1:]: code for code, dt in _IDX_DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_MAX_RATIO = 1032  # deflate never expands data by more than about 1032:1
@@ -66,8 +72,10 @@ def _read_exact(f, n: int, path, what: str) -> bytes:
     while left:
         chunk = f.read(min(left, _CHUNK))
         if not chunk:
-            raise DataError(f"{path}: truncated: the header promises {n} bytes of {what}, the file "
-                            f"has {n - left}")
+            raise DataError(
+                f"{path}: truncated: the header promises {n} bytes of {what}, the file "
+                f"has {n - left}"
+            )
         parts.append(chunk)
         left -= len(chunk)
     return b"".join(parts)
@@ -101,12 +109,16 @@ def _parse_idx(f, path: Path, size: int, compressed: bool) -> np.ndarray:
     if len(head) < 4:
         raise DataError(f"{path}: truncated: {len(head)} bytes, too short for an IDX header")
     if head[:2] != b"\0\0":
-        raise DataError(f"{path}: wrong magic number 0x{head.hex()}; an IDX file starts with two "
-                        f"zero bytes, a dtype code and the number of dimensions")
+        raise DataError(
+            f"{path}: wrong magic number 0x{head.hex()}; an IDX file starts with two "
+            f"zero bytes, a dtype code and the number of dimensions"
+        )
     code, ndim = head[2], head[3]
     if code not in _IDX_DTYPES:
-        raise DataError(f"{path}: unknown IDX dtype code 0x{code:02x}; expected one of "
-                        f"{', '.join(f'0x{c:02x}' for c in _IDX_DTYPES)}")
+        raise DataError(
+            f"{path}: unknown IDX dtype code 0x{code:02x}; expected one of "
+            f"{', '.join(f'0x{c:02x}' for c in _IDX_DTYPES)}"
+        )
     if ndim == 0:
         raise DataError(f"{path}: the IDX header declares 0 dimensions")
     dims = np.frombuffer(_read_exact(f, 4 * ndim, path, "dimensions"), ">u4").astype(np.int64)
@@ -115,15 +127,21 @@ def _parse_idx(f, path: Path, size: int, compressed: bool) -> np.ndarray:
     limit = size * _GZIP_MAX_RATIO if compressed else size - 4 - 4 * ndim
     shape = tuple(dims.tolist())
     if nbytes > limit and compressed:
-        raise DataError(f"{path}: corrupt: the header declares shape {shape} ({nbytes} bytes of "
-                        f"data), more than a {size}-byte gzip file can expand to")
+        raise DataError(
+            f"{path}: corrupt: the header declares shape {shape} ({nbytes} bytes of "
+            f"data), more than a {size}-byte gzip file can expand to"
+        )
     if nbytes > limit:
-        raise DataError(f"{path}: truncated: the header declares shape {shape} ({nbytes} bytes of "
-                        f"data) but the file holds {limit}")
+        raise DataError(
+            f"{path}: truncated: the header declares shape {shape} ({nbytes} bytes of "
+            f"data) but the file holds {limit}"
+        )
     payload = _read_exact(f, nbytes, path, "data")
     if f.read(1):
-        raise DataError(f"{path}: trailing bytes after the {nbytes} bytes that shape {shape} "
-                        f"declares; the header does not match the data")
+        raise DataError(
+            f"{path}: trailing bytes after the {nbytes} bytes that shape {shape} "
+            f"declares; the header does not match the data"
+        )
     return np.frombuffer(payload, dtype).astype(dtype.newbyteorder("="), copy=True).reshape(dims)
 
 
@@ -132,13 +150,18 @@ def write_idx(path, array) -> None:
     array = np.asarray(array)
     key = array.dtype.newbyteorder("=").str[1:]
     if key not in _IDX_CODES:
-        raise TypeError(f"write_idx: dtype {array.dtype} has no IDX code; use uint8, int8, int16, "
-                        f"int32, float32 or float64")
+        raise TypeError(
+            f"write_idx: dtype {array.dtype} has no IDX code; use uint8, int8, int16, "
+            f"int32, float32 or float64"
+        )
     if array.ndim == 0 or array.ndim > 255:
         raise ValueError(f"write_idx: need 1 to 255 dimensions, got shape {array.shape}")
     code = _IDX_CODES[key]
-    body = (bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
-            + np.ascontiguousarray(array, _IDX_DTYPES[code]).tobytes())
+    body = (
+        bytes([0, 0, code, array.ndim])
+        + np.asarray(array.shape, ">u4").tobytes()
+        + np.ascontiguousarray(array, _IDX_DTYPES[code]).tobytes()
+    )
     if str(path).endswith(".gz"):
         body = gzip.compress(body, mtime=0)
     atomic_write(path, lambda f: f.write(body))
@@ -146,8 +169,12 @@ def write_idx(path, array) -> None:
 
 # --- MNIST sources ---
 
-FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-         "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
 
 # MD5 of the published gzip files (from the datasets' own pages; Fashion-MNIST uses the same names).
 CHECKSUMS = {
@@ -166,10 +193,14 @@ CHECKSUMS = {
 }
 
 MIRRORS = {
-    "mnist": ["https://ossci-datasets.s3.amazonaws.com/mnist/",
-              "https://storage.googleapis.com/cvdf-datasets/mnist/"],
-    "fashion-mnist": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-                      "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"],
+    "mnist": [
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    ],
+    "fashion-mnist": [
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ],
 }
 
 SAMPLE_DIR = Path(__file__).parent / "datasets"
@@ -187,8 +218,9 @@ class MNIST:
     source: str  # one line: which data, from where, and why
 
     def __repr__(self) -> str:
-        return (f"MNIST({self.name}: {len(self.x_train)} train, {len(self.x_test)} test; "
-                f"{self.source})")
+        return (
+            f"MNIST({self.name}: {len(self.x_train)} train, {len(self.x_test)} test; {self.source})"
+        )
 
 
 def _find(directory: Path, stem: str) -> Path:
@@ -198,13 +230,17 @@ def _find(directory: Path, stem: str) -> Path:
         for candidate in (directory / (name + ".gz"), directory / name):
             if candidate.is_file():
                 return candidate
-    raise DataError(f"{directory}: no {stem}[.gz] here; a data directory holds the four standard "
-                    f"MNIST files ({', '.join(f + '.gz' for f in FILES.values())})")
+    raise DataError(
+        f"{directory}: no {stem}[.gz] here; a data directory holds the four standard "
+        f"MNIST files ({', '.join(f + '.gz' for f in FILES.values())})"
+    )
 
 
 def _validate(x: np.ndarray, y: np.ndarray, x_path, y_path, classes: int = 10) -> tuple:
     if x.ndim != 3 or x.shape[1:] != (28, 28) or x.dtype != np.uint8:
-        raise DataError(f"{x_path}: expected uint8 images of shape (N, 28, 28), got {x.dtype} {x.shape}")
+        raise DataError(
+            f"{x_path}: expected uint8 images of shape (N, 28, 28), got {x.dtype} {x.shape}"
+        )
     if y.ndim != 1 or y.dtype.kind not in "iu":
         raise DataError(f"{y_path}: expected integer labels of shape (N,), got {y.dtype} {y.shape}")
     if len(x) != len(y):
@@ -219,21 +255,26 @@ def load_idx_dir(directory, name: str = "idx-dir", why: str = "") -> MNIST:
     """MNIST (or Fashion-MNIST) from a directory holding the four standard IDX files."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise DataError(f"{directory}: not a directory; --data-dir must name a folder holding the "
-                        f"four MNIST IDX files")
+        raise DataError(
+            f"{directory}: not a directory; --data-dir must name a folder holding the "
+            f"four MNIST IDX files"
+        )
     paths = {key: _find(directory, stem) for key, stem in FILES.items()}
     arrays = {key: read_idx(p) for key, p in paths.items()}
-    xtr, ytr = _validate(arrays["train_images"], arrays["train_labels"], paths["train_images"],
-                         paths["train_labels"])
-    xte, yte = _validate(arrays["test_images"], arrays["test_labels"], paths["test_images"],
-                         paths["test_labels"])
+    xtr, ytr = _validate(
+        arrays["train_images"], arrays["train_labels"], paths["train_images"], paths["train_labels"]
+    )
+    xte, yte = _validate(
+        arrays["test_images"], arrays["test_labels"], paths["test_images"], paths["test_labels"]
+    )
     return MNIST(xtr, ytr, xte, yte, name, why or f"IDX files from {directory}")
 
 
 def load_sample() -> MNIST:
     """The bundled 8,000-digit MNIST sample: 6,000 train and 2,000 test (see datasets/README.md)."""
-    return load_idx_dir(SAMPLE_DIR, "sample", "the bundled 8,000-digit MNIST sample (6,000 train, "
-                                              "2,000 test)")
+    return load_idx_dir(
+        SAMPLE_DIR, "sample", "the bundled 8,000-digit MNIST sample (6,000 train, 2,000 test)"
+    )
 
 
 def read_mnist_csv(path) -> tuple[np.ndarray, np.ndarray]:
@@ -260,10 +301,14 @@ def read_mnist_csv(path) -> tuple[np.ndarray, np.ndarray]:
     if frame.empty:
         raise DataError(f"{path}: no data rows")
     if frame.shape[1] != 785:
-        hint = (" (this looks like a test file without labels; give a file with a label column)"
-                if frame.shape[1] == 784 else "")
-        raise DataError(f"{path}: expected 785 columns (a label and 784 pixels), got "
-                        f"{frame.shape[1]}{hint}")
+        hint = (
+            " (this looks like a test file without labels; give a file with a label column)"
+            if frame.shape[1] == 784
+            else ""
+        )
+        raise DataError(
+            f"{path}: expected 785 columns (a label and 784 pixels), got {frame.shape[1]}{hint}"
+        )
     label_col = header.index("label") if header and "label" in header else 0
     try:
         values = frame.to_numpy(dtype=np.float64)
@@ -313,7 +358,9 @@ def cache_dir(cache=None) -> Path:
         return Path(cache)
     if os.environ.get("TINYGRAD_NP_DATA"):
         return Path(os.environ["TINYGRAD_NP_DATA"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.environ.get("LOCALAPPDATA") or Path.home() / ".cache"
+    base = (
+        os.environ.get("XDG_CACHE_HOME") or os.environ.get("LOCALAPPDATA") or Path.home() / ".cache"
+    )
     return Path(base) / "tinygrad_np"
 
 
@@ -344,14 +391,22 @@ def _fetch(url: str, dest: Path, md5: str, timeout: float) -> None:
             if expected is not None and got != int(expected):
                 raise OSError(f"connection dropped after {got} of {expected} bytes")
         if digest.hexdigest() != md5:
-            raise DataError(f"{url}: checksum mismatch (MD5 {digest.hexdigest()}, expected {md5}); "
-                            f"the file was not kept")
+            raise DataError(
+                f"{url}: checksum mismatch (MD5 {digest.hexdigest()}, expected {md5}); "
+                f"the file was not kept"
+            )
 
     atomic_write(dest, write)
 
 
-def download(dataset: str = "mnist", cache=None, mirrors=None, timeout: float = 10.0,
-             attempts: int = 2, checksums: dict[str, str] | None = None) -> Path:
+def download(
+    dataset: str = "mnist",
+    cache=None,
+    mirrors=None,
+    timeout: float = 10.0,
+    attempts: int = 2,
+    checksums: dict[str, str] | None = None,
+) -> Path:
     """Fetch the four IDX files of dataset ('mnist' or 'fashion-mnist') into the cache; return the folder.
 
     checksums (file name -> MD5) defaults to the dataset's published files. Files already there
@@ -360,7 +415,9 @@ def download(dataset: str = "mnist", cache=None, mirrors=None, timeout: float = 
     temporary name and renamed into place only after its checksum matched.
     """
     if dataset not in CHECKSUMS:
-        raise ValueError(f"download: unknown dataset {dataset!r}; choose one of {sorted(CHECKSUMS)}")
+        raise ValueError(
+            f"download: unknown dataset {dataset!r}; choose one of {sorted(CHECKSUMS)}"
+        )
     folder = cache_dir(cache) / dataset
     mirrors = MIRRORS[dataset] if mirrors is None else mirrors
     for name, md5 in (checksums or CHECKSUMS[dataset]).items():
@@ -385,15 +442,25 @@ def download(dataset: str = "mnist", cache=None, mirrors=None, timeout: float = 
     return folder
 
 
-def cached(dataset: str = "mnist", cache=None, checksums: dict[str, str] | None = None) -> Path | None:
+def cached(
+    dataset: str = "mnist", cache=None, checksums: dict[str, str] | None = None
+) -> Path | None:
     """The cache folder if all four files of dataset are there (they were verified when written)."""
     folder = cache_dir(cache) / dataset
     ok = all((folder / name).is_file() for name in (checksums or CHECKSUMS[dataset]))
     return folder if ok else None
 
 
-def load_mnist(dataset: str = "auto", data_dir=None, train_csv=None, test_csv=None, cache=None,
-               timeout: float = 10.0, mirrors=None, checksums: dict[str, str] | None = None) -> MNIST:
+def load_mnist(
+    dataset: str = "auto",
+    data_dir=None,
+    train_csv=None,
+    test_csv=None,
+    cache=None,
+    timeout: float = 10.0,
+    mirrors=None,
+    checksums: dict[str, str] | None = None,
+) -> MNIST:
     """MNIST from the first source that applies, with a one-line reason in .source:
 
     - data_dir: a folder with the four IDX files; train_csv (+ test_csv): CSV files;
@@ -404,8 +471,9 @@ def load_mnist(dataset: str = "auto", data_dir=None, train_csv=None, test_csv=No
     mirrors and checksums override the published ones (for a private mirror, or tests).
     """
     if dataset not in ("auto", "mnist", "fashion-mnist", "sample"):
-        raise ValueError(f"load_mnist: unknown dataset {dataset!r}; choose auto, mnist, "
-                         f"fashion-mnist or sample")
+        raise ValueError(
+            f"load_mnist: unknown dataset {dataset!r}; choose auto, mnist, fashion-mnist or sample"
+        )
     if data_dir is not None:
         name = dataset if dataset in ("mnist", "fashion-mnist") else "idx-dir"
         return load_idx_dir(data_dir, name)
@@ -418,8 +486,14 @@ def load_mnist(dataset: str = "auto", data_dir=None, train_csv=None, test_csv=No
     if folder is not None:
         return load_idx_dir(folder, target, f"full {target} from the cache {folder}")
     try:
-        folder = download(target, cache, mirrors, timeout, attempts=1 if dataset == "auto" else 2,
-                          checksums=checksums)
+        folder = download(
+            target,
+            cache,
+            mirrors,
+            timeout,
+            attempts=1 if dataset == "auto" else 2,
+            checksums=checksums,
+        )
     except (DownloadError, OSError) as e:
         if dataset != "auto":
             raise
@@ -437,8 +511,15 @@ def _short(error: Exception) -> str:
 # --- batches and augmentation ---
 
 
-def batches(x: np.ndarray, y: np.ndarray, batch_size: int, *, rng: np.random.Generator | None = None,
-            shuffle: bool = True, drop_last: bool = False):
+def batches(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    *,
+    rng: np.random.Generator | None = None,
+    shuffle: bool = True,
+    drop_last: bool = False,
+):
     """Yield (x_batch, y_batch) in a seeded random order (or in order when shuffle is False)."""
     if batch_size < 1:
         raise ValueError(f"batches: batch_size must be >= 1, got {batch_size}")
@@ -447,7 +528,7 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int, *, rng: np.random.Gen
     order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
     stop = len(x) - len(x) % batch_size if drop_last else len(x)
     for start in range(0, stop, batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         yield x[idx], y[idx]
 
 
@@ -462,6 +543,7 @@ def random_shift(images: np.ndarray, max_shift: int, rng: np.random.Generator) -
         for dx in range(-max_shift, max_shift + 1):
             rows = np.flatnonzero((shifts[:, 0] == dy) & (shifts[:, 1] == dx))
             if rows.size:
-                out[rows, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-                    images[rows, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+                out[rows, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = images[
+                    rows, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+                ]
     return out

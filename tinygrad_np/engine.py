@@ -24,8 +24,10 @@ def _sole_refs() -> int:
 
 _SOLE_REFS = _sole_refs()
 _RELEASED = "released"  # marks a node whose op was freed by backward(); its graph cannot be re-run
-_FREED = ("backward(): this graph was freed by an earlier backward(); run the forward again, or "
-          "pass retain_graph=True the first time")
+_FREED = (
+    "backward(): this graph was freed by an earlier backward(); run the forward again, or "
+    "pass retain_graph=True the first time"
+)
 
 
 class AnomalyError(FloatingPointError):
@@ -54,7 +56,9 @@ class detect_anomaly(contextlib.ContextDecorator):
         return detect_anomaly()
 
 
-def _check_finite(value: np.ndarray, op: str, inputs, phase: str = "forward", index: int = 0) -> None:
+def _check_finite(
+    value: np.ndarray, op: str, inputs, phase: str = "forward", index: int = 0
+) -> None:
     """Under detect_anomaly(): raise if value (an op's output, or its gradient for input `index`)
     holds NaN or inf; inputs are the op's inputs (forward) or its upstream gradient (backward)."""
     if value.dtype.kind != "f" or np.isfinite(value).all():
@@ -62,13 +66,17 @@ def _check_finite(value: np.ndarray, op: str, inputs, phase: str = "forward", in
     kind = "NaN" if np.isnan(value).any() else "inf"
     already = not all(x.dtype.kind != "f" or np.isfinite(x).all() for x in inputs)
     if phase == "forward":
-        where = (f"{op}.forward produced {kind} (output shape {value.shape}) from inputs of shapes "
-                 + ", ".join(str(x.shape) for x in inputs)
-                 + ("; an input was already non-finite" if already else ""))
+        where = (
+            f"{op}.forward produced {kind} (output shape {value.shape}) from inputs of shapes "
+            + ", ".join(str(x.shape) for x in inputs)
+            + ("; an input was already non-finite" if already else "")
+        )
     else:
-        where = (f"{op}.backward produced {kind} in the gradient of input {index} (shape "
-                 f"{value.shape}) from an upstream gradient of shape {inputs[0].shape}"
-                 + (" that was already non-finite" if already else ""))
+        where = (
+            f"{op}.backward produced {kind} in the gradient of input {index} (shape "
+            f"{value.shape}) from an upstream gradient of shape {inputs[0].shape}"
+            + (" that was already non-finite" if already else "")
+        )
     raise AnomalyError(f"detect_anomaly: {where}")
 
 
@@ -120,16 +128,21 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool) -> None:
                 if isinstance(pg, np.ndarray):
                     _check_finite(pg, type(op).__name__, [g], "backward", i)
         if type(grads) is not tuple or len(grads) != len(parents):
-            raise RuntimeError(f"{type(op).__name__}.backward must return a tuple with one "
-                               f"entry per input ({len(parents)}), got {type(grads).__name__}")
+            raise RuntimeError(
+                f"{type(op).__name__}.backward must return a tuple with one "
+                f"entry per input ({len(parents)}), got {type(grads).__name__}"
+            )
         for parent, pg in zip(parents, grads):
             if not parent.requires_grad:
                 continue
             if type(pg) is not np.ndarray and isinstance(pg, np.generic):
                 pg = np.asarray(pg)  # a numpy scalar from a full reduction, for a 0-d input
             data = parent.data
-            if type(pg) is not np.ndarray or pg.shape != data.shape or \
-                    (pg.dtype is not data.dtype and pg.dtype != data.dtype):
+            if (
+                type(pg) is not np.ndarray
+                or pg.shape != data.shape
+                or (pg.dtype is not data.dtype and pg.dtype != data.dtype)
+            ):
                 _bad_grad(op, parents, grads)
             into = leaf_grads if parent._op is None else pending
             prev = into.get(parent)
@@ -139,8 +152,12 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool) -> None:
             node._op, node._parents = _RELEASED, ()
     while leaf_grads:
         leaf, g = leaf_grads.popitem()
-        if leaf.grad is None and g.base is None and sys.getrefcount(g) <= _SOLE_REFS \
-                and g.flags.writeable:
+        if (
+            leaf.grad is None
+            and g.base is None
+            and sys.getrefcount(g) <= _SOLE_REFS
+            and g.flags.writeable
+        ):
             leaf.grad = g  # nothing else refers to this array: adopt it, no copy
         else:
             _accumulate(leaf, g)
@@ -158,13 +175,19 @@ def _bad_grad(op, parents, grads) -> None:
         if not parent.requires_grad:
             continue
         if pg is None:
-            raise RuntimeError(f"{name}.backward returned None for input {i}, which needs a gradient")
+            raise RuntimeError(
+                f"{name}.backward returned None for input {i}, which needs a gradient"
+            )
         if not isinstance(pg, np.ndarray):
-            raise RuntimeError(f"{name}.backward returned a {type(pg).__name__} for input {i}; "
-                               f"return an ndarray of the input's shape and dtype")
+            raise RuntimeError(
+                f"{name}.backward returned a {type(pg).__name__} for input {i}; "
+                f"return an ndarray of the input's shape and dtype"
+            )
         if pg.shape != parent.shape or pg.dtype != parent.dtype:
-            raise RuntimeError(f"{name}.backward returned a grad of shape {pg.shape} ({pg.dtype}) for "
-                               f"input {i} of shape {parent.shape} ({parent.dtype}): a bug in {name}")
+            raise RuntimeError(
+                f"{name}.backward returned a grad of shape {pg.shape} ({pg.dtype}) for "
+                f"input {i} of shape {parent.shape} ({parent.dtype}): a bug in {name}"
+            )
 
 
 def _toposort(root) -> list:

@@ -15,7 +15,9 @@ class GradcheckError(AssertionError):
 def _evaluate(fn, arrays) -> np.ndarray:
     out = fn(*[Tensor(a, dtype=np.float64) for a in arrays])
     if not isinstance(out, Tensor):
-        raise GradcheckError(f"gradcheck: the function must return a Tensor, got {type(out).__name__}")
+        raise GradcheckError(
+            f"gradcheck: the function must return a Tensor, got {type(out).__name__}"
+        )
     return out.data
 
 
@@ -38,8 +40,9 @@ def numerical_grads(fn, arrays, cotangent: np.ndarray, eps: float = 1e-6) -> lis
     return grads
 
 
-def gradcheck(fn, *arrays, eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-7,
-              seed: int = 0) -> bool:
+def gradcheck(
+    fn, *arrays, eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-7, seed: int = 0
+) -> bool:
     """Check fn's backward against central differences, every element of every input, in float64.
 
     fn takes one Tensor per array and returns a Tensor. The output is contracted with a random
@@ -53,7 +56,9 @@ def gradcheck(fn, *arrays, eps: float = 1e-6, rtol: float = 1e-5, atol: float = 
     xs = [Tensor(a.copy(), dtype=np.float64, requires_grad=True) for a in arrays]
     out = fn(*xs)
     if not isinstance(out, Tensor):
-        raise GradcheckError(f"gradcheck: the function must return a Tensor, got {type(out).__name__}")
+        raise GradcheckError(
+            f"gradcheck: the function must return a Tensor, got {type(out).__name__}"
+        )
     if not np.all(np.isfinite(out.data)):
         raise GradcheckError(f"gradcheck: the output is not finite at these inputs: {out.data!r}")
     cotangent = np.random.default_rng(seed).standard_normal(out.shape)
@@ -63,7 +68,9 @@ def gradcheck(fn, *arrays, eps: float = 1e-6, rtol: float = 1e-5, atol: float = 
     for i, (x, num) in enumerate(zip(xs, numeric)):
         analytic = np.zeros_like(num) if x.grad is None else x.grad  # unused input: zero gradient
         if analytic.shape != num.shape:
-            raise GradcheckError(f"input {i}: gradient shape {analytic.shape}, input shape {num.shape}")
+            raise GradcheckError(
+                f"input {i}: gradient shape {analytic.shape}, input shape {num.shape}"
+            )
         bad = ~np.isclose(analytic, num, rtol=rtol, atol=atol)
         if bad.any():
             worst = np.unravel_index(np.argmax(np.abs(analytic - num)), num.shape)

@@ -142,8 +142,10 @@ class Mul(Op):
         return x * y
 
     def backward(self, grad):
-        return (grad * self.y if self.needs_grad[0] else None,
-                grad * self.x if self.needs_grad[1] else None)
+        return (
+            grad * self.y if self.needs_grad[0] else None,
+            grad * self.x if self.needs_grad[1] else None,
+        )
 
 
 class Div(Op):
@@ -156,8 +158,7 @@ class Div(Op):
 
     def backward(self, grad):
         gx = grad / self.y
-        return (gx if self.needs_grad[0] else None,
-                -gx * self.out if self.needs_grad[1] else None)
+        return (gx if self.needs_grad[0] else None, -gx * self.out if self.needs_grad[1] else None)
 
 
 class Pow(Op):
@@ -175,7 +176,9 @@ class Pow(Op):
             if self.needs_grad[0]:  # y = 0 has a zero gradient even at x = 0, as PyTorch
                 gx = np.where(y == 0, 0, grad * y * x ** (y - 1)).astype(x.dtype, copy=False)
             if self.needs_grad[1]:
-                gy = np.where((x == 0) & (y >= 0), 0, grad * self.out * np.log(x)).astype(x.dtype, copy=False)
+                gy = np.where((x == 0) & (y >= 0), 0, grad * self.out * np.log(x)).astype(
+                    x.dtype, copy=False
+                )
         return gx, gy
 
 
@@ -203,8 +206,10 @@ class Where(Op):
 
     def backward(self, grad):
         zero = np.zeros((), grad.dtype)
-        return (np.where(self.cond, grad, zero) if self.needs_grad[0] else None,
-                np.where(self.cond, zero, grad) if self.needs_grad[1] else None)
+        return (
+            np.where(self.cond, grad, zero) if self.needs_grad[0] else None,
+            np.where(self.cond, zero, grad) if self.needs_grad[1] else None,
+        )
 
 
 # --- reduce ---
@@ -324,7 +329,7 @@ class Concatenate(Op):
         ndim = xs[0].ndim
         axis = normalize_axis(axis, ndim, "concatenate")[0] if ndim else 0
         for i, x in enumerate(xs):
-            rest = lambda s: s[:axis] + s[axis + 1:]
+            rest = lambda s: s[:axis] + s[axis + 1 :]
             if x.ndim != ndim or rest(x.shape) != rest(xs[0].shape) or not ndim:
                 raise ValueError(
                     f"concatenate: tensor {i} has shape {x.shape}, tensor 0 has {xs[0].shape}; all "
@@ -348,8 +353,10 @@ def matmul_error(a: tuple[int, ...], b: tuple[int, ...]) -> str:
         return f"matmul: got {a} @ {b}; a 0-d operand has no matrix dimensions, use * to scale"
     k = b[-2] if len(b) > 1 else b[0]
     if a[-1] != k:
-        return (f"matmul: expected (..., n, k) @ (..., k, m), got {a} @ {b}: inner dimensions "
-                f"{a[-1]} and {k} differ; transpose an operand (.T) or fix its size")
+        return (
+            f"matmul: expected (..., n, k) @ (..., k, m), got {a} @ {b}: inner dimensions "
+            f"{a[-1]} and {k} differ; transpose an operand (.T) or fix its size"
+        )
     return f"matmul: batch dimensions of {a} @ {b} do not broadcast ({a[:-2]} vs {b[:-2]})"
 
 
@@ -366,8 +373,10 @@ class MatMul(Op):
     def backward(self, grad):
         x, w = self.x, self.w
         if x.ndim == 2 and w.ndim == 2:  # the common case, without reshaping
-            return (grad @ w.T if self.needs_grad[0] else None,
-                    x.T @ grad if self.needs_grad[1] else None)
+            return (
+                grad @ w.T if self.needs_grad[0] else None,
+                x.T @ grad if self.needs_grad[1] else None,
+            )
         x2 = x[None, :] if x.ndim == 1 else x  # promote 1-D operands as np.matmul does
         w2 = w[:, None] if w.ndim == 1 else w
         g2 = grad.reshape(grad.shape[:-1] + (1,) + grad.shape[-1:]) if x.ndim == 1 else grad
@@ -424,8 +433,10 @@ class LinearReLU(Linear):
 
 def _bad_labels(labels: np.ndarray, classes: int):
     bad = int(np.flatnonzero((labels < 0) | (labels >= classes))[0])
-    raise ValueError(f"cross_entropy: label {int(labels[bad])} at position {bad} is outside "
-                     f"[0, {classes}); labels must index the {classes} classes")
+    raise ValueError(
+        f"cross_entropy: label {int(labels[bad])} at position {bad} is outside "
+        f"[0, {classes}); labels must index the {classes} classes"
+    )
 
 
 class CrossEntropy(Op):
@@ -437,11 +448,15 @@ class CrossEntropy(Op):
 
     def forward(self, x, *, labels):
         if x.ndim != 2:
-            raise ValueError(f"cross_entropy: expected logits of shape (batch, classes), got {x.shape}")
+            raise ValueError(
+                f"cross_entropy: expected logits of shape (batch, classes), got {x.shape}"
+            )
         labels = np.asarray(labels)
         if labels.shape != (x.shape[0],) or labels.dtype.kind not in "iu":
-            raise ValueError(f"cross_entropy: expected integer labels of shape ({x.shape[0]},), got "
-                             f"{labels.dtype} {labels.shape}")
+            raise ValueError(
+                f"cross_entropy: expected integer labels of shape ({x.shape[0]},), got "
+                f"{labels.dtype} {labels.shape}"
+            )
         if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
             _bad_labels(labels, x.shape[1])
         rows = np.arange(x.shape[0])

@@ -23,11 +23,15 @@ class Optimizer:
         params = list(params)
         unique = list({id(p): p for p in params}.values())  # dicts keep insertion order
         if not unique:
-            raise ValueError(f"{type(self).__name__} got no parameters; did you pass model.parameters()?")
+            raise ValueError(
+                f"{type(self).__name__} got no parameters; did you pass model.parameters()?"
+            )
         for p in unique:
             if not isinstance(p, Tensor) or not p.requires_grad:
-                raise TypeError(f"{type(self).__name__}: every parameter must be a Tensor with "
-                                f"requires_grad=True, got {p!r}")
+                raise TypeError(
+                    f"{type(self).__name__}: every parameter must be a Tensor with "
+                    f"requires_grad=True, got {p!r}"
+                )
         if not lr > 0:
             raise ValueError(f"{type(self).__name__}: learning rate must be positive, got {lr}")
         self.params, self.lr, self.steps = unique, float(lr), 0
@@ -72,9 +76,11 @@ class Optimizer:
                 if key in state:
                     arr = np.asarray(state[key])
                     if arr.shape != p.shape:
-                        raise ValueError(f"{type(self).__name__}.load_state_dict: {key} has shape "
-                                         f"{arr.shape}, parameter {i} has {p.shape}; the optimizer "
-                                         f"state belongs to a different model")
+                        raise ValueError(
+                            f"{type(self).__name__}.load_state_dict: {key} has shape "
+                            f"{arr.shape}, parameter {i} has {p.shape}; the optimizer "
+                            f"state belongs to a different model"
+                        )
                     bufs[i] = arr.astype(p.dtype, copy=True)
                 else:
                     bufs[i] = None
@@ -98,14 +104,26 @@ class SGD(Optimizer):
     hyperparameters = ("lr", "momentum", "weight_decay", "nesterov")
     buffers = ("momentum_buffer",)
 
-    def __init__(self, params, lr: float, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params,
+        lr: float,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ):
         super().__init__(params, lr)
         if momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: momentum and weight_decay must be >= 0, got {momentum}, {weight_decay}")
+            raise ValueError(
+                f"SGD: momentum and weight_decay must be >= 0, got {momentum}, {weight_decay}"
+            )
         if nesterov and momentum == 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
-        self.momentum, self.weight_decay, self.nesterov = float(momentum), float(weight_decay), nesterov
+        self.momentum, self.weight_decay, self.nesterov = (
+            float(momentum),
+            float(weight_decay),
+            nesterov,
+        )
 
     def step(self) -> None:
         """Update every parameter that has a gradient (one loop, no per-parameter calls: it is hot)."""
@@ -140,13 +158,25 @@ class Adam(Optimizer):
     buffers = ("exp_avg", "exp_avg_sq")
     decoupled = False
 
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         super().__init__(params, lr)
         if not all(0.0 <= b < 1.0 for b in betas) or eps <= 0 or weight_decay < 0:
-            raise ValueError(f"{type(self).__name__}: need 0 <= betas < 1, eps > 0 and weight_decay "
-                             f">= 0, got betas={betas}, eps={eps}, weight_decay={weight_decay}")
-        self.betas, self.eps, self.weight_decay = tuple(map(float, betas)), float(eps), float(weight_decay)
+            raise ValueError(
+                f"{type(self).__name__}: need 0 <= betas < 1, eps > 0 and weight_decay "
+                f">= 0, got betas={betas}, eps={eps}, weight_decay={weight_decay}"
+            )
+        self.betas, self.eps, self.weight_decay = (
+            tuple(map(float, betas)),
+            float(eps),
+            float(weight_decay),
+        )
 
     def _update(self, i, p, grad):
         b1, b2 = self.betas
@@ -170,8 +200,14 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ):
         super().__init__(params, lr, betas, eps, weight_decay)
 
 

@@ -42,7 +42,9 @@ class Tensor:
                 f"Tensor: requires_grad=True needs a floating dtype, got {dtype}; "
                 f"pass dtype=np.float32 (or float64) to differentiate"
             )
-        self.data = np.asarray(data, dtype=dtype)  # no copy when data is already an ndarray of dtype
+        self.data = np.asarray(
+            data, dtype=dtype
+        )  # no copy when data is already an ndarray of dtype
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self._op = None
@@ -66,23 +68,46 @@ class Tensor:
     @staticmethod
     def _apply(op_cls, *parents: Tensor, **attrs) -> Tensor:
         """Run op_cls forward on the parents' data; record it for backward when any parent needs grad."""
-        needs = tuple([p.requires_grad for p in parents]) if _grad_enabled.get() else (False,) * len(parents)
+        needs = (
+            tuple([p.requires_grad for p in parents])
+            if _grad_enabled.get()
+            else (False,) * len(parents)
+        )
         op = op_cls(needs)
         data = op.forward(*[p.data for p in parents], **attrs)
         if type(data) is not np.ndarray:
             data = np.asarray(data)
         if parents:
             dtype = parents[0].data.dtype
-            if data.dtype is not dtype and data.dtype != dtype and op.keeps_dtype and dtype.kind == "f":
-                raise RuntimeError(f"{op_cls.__name__}.forward returned {data.dtype} for {dtype} "
-                                   f"input; an op must keep its input dtype")
+            if (
+                data.dtype is not dtype
+                and data.dtype != dtype
+                and op.keeps_dtype
+                and dtype.kind == "f"
+            ):
+                raise RuntimeError(
+                    f"{op_cls.__name__}.forward returned {data.dtype} for {dtype} "
+                    f"input; an op must keep its input dtype"
+                )
         if _anomaly.get():
             _check_finite(data, op_cls.__name__, [p.data for p in parents])
         out = Tensor.__new__(Tensor)
         if True in needs:
-            out.data, out.grad, out.requires_grad, out._op, out._parents = data, None, True, op, parents
+            out.data, out.grad, out.requires_grad, out._op, out._parents = (
+                data,
+                None,
+                True,
+                op,
+                parents,
+            )
         else:
-            out.data, out.grad, out.requires_grad, out._op, out._parents = data, None, False, None, ()
+            out.data, out.grad, out.requires_grad, out._op, out._parents = (
+                data,
+                None,
+                False,
+                None,
+                (),
+            )
         return out
 
     # --- constructors ---
@@ -98,16 +123,23 @@ class Tensor:
         return Tensor(np.ones(_shape_arg(shape), dtype), requires_grad=requires_grad, dtype=dtype)
 
     @staticmethod
-    def randn(*shape, rng: np.random.Generator | None = None, dtype=np.float32,
-              requires_grad=False) -> Tensor:
+    def randn(
+        *shape, rng: np.random.Generator | None = None, dtype=np.float32, requires_grad=False
+    ) -> Tensor:
         """Standard normal samples drawn from rng (a fresh unseeded generator when None)."""
         rng = np.random.default_rng() if rng is None else rng
         data = rng.standard_normal(_shape_arg(shape)).astype(dtype, copy=False)
         return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
     @staticmethod
-    def uniform(*shape, low=0.0, high=1.0, rng: np.random.Generator | None = None,
-                dtype=np.float32, requires_grad=False) -> Tensor:
+    def uniform(
+        *shape,
+        low=0.0,
+        high=1.0,
+        rng: np.random.Generator | None = None,
+        dtype=np.float32,
+        requires_grad=False,
+    ) -> Tensor:
         """Uniform samples in [low, high) drawn from rng (a fresh unseeded generator when None)."""
         rng = np.random.default_rng() if rng is None else rng
         data = rng.uniform(low, high, _shape_arg(shape)).astype(dtype, copy=False)
@@ -123,8 +155,10 @@ class Tensor:
         walked again.
         """
         if not self.requires_grad:
-            raise RuntimeError("backward(): this tensor does not require grad; create the inputs "
-                               "with requires_grad=True (and not under no_grad())")
+            raise RuntimeError(
+                "backward(): this tensor does not require grad; create the inputs "
+                "with requires_grad=True (and not under no_grad())"
+            )
         if grad is None:
             if self.data.size != 1:
                 raise RuntimeError(
@@ -135,8 +169,10 @@ class Tensor:
         else:
             grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
             if grad.shape != self.shape:
-                raise ValueError(f"backward(): grad has shape {grad.shape}, tensor has shape "
-                                 f"{self.shape}; pass a grad of the tensor's shape")
+                raise ValueError(
+                    f"backward(): grad has shape {grad.shape}, tensor has shape "
+                    f"{self.shape}; pass a grad of the tensor's shape"
+                )
             grad = grad.astype(self.dtype, copy=False)
         run_backward(self, grad, retain_graph)
 
@@ -169,8 +205,9 @@ class Tensor:
     def item(self) -> float:
         """The value of a size-1 tensor as a Python number."""
         if self.data.size != 1:
-            raise ValueError(f"item(): needs a size-1 tensor, got shape {self.shape}; "
-                             f"index or reduce first")
+            raise ValueError(
+                f"item(): needs a size-1 tensor, got shape {self.shape}; index or reduce first"
+            )
         return self.data.item()
 
     def detach(self) -> Tensor:
@@ -187,8 +224,10 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self.data.size != 1:
-            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; use "
-                             f".any() or .all() on .data, or reduce first")
+            raise ValueError(
+                f"the truth value of a tensor of shape {self.shape} is ambiguous; use "
+                f".any() or .all() on .data, or reduce first"
+            )
         return bool(self.data)
 
     def __len__(self) -> int:
@@ -197,20 +236,29 @@ class Tensor:
         return len(self.data)
 
     def __repr__(self) -> str:
-        body = (np.array2string(self.data, precision=4, separator=", ", threshold=8)
-                if self.size <= 8 else f"<shape {self.shape}>")
+        body = (
+            np.array2string(self.data, precision=4, separator=", ", threshold=8)
+            if self.size <= 8
+            else f"<shape {self.shape}>"
+        )
         extra = "" if self.dtype == np.float32 else f", dtype={self.dtype}"
         if self.requires_grad:
-            extra += ", requires_grad=True" if self._op in (None, _RELEASED) else \
-                f", op={type(self._op).__name__}"
+            extra += (
+                ", requires_grad=True"
+                if self._op in (None, _RELEASED)
+                else f", op={type(self._op).__name__}"
+            )
         return f"Tensor({body}{extra})"
 
     # --- binary operators (numpy broadcasting) ---
 
     def _pair(self, other, name: str) -> tuple[Tensor, Tensor] | None:
         """self and other with one dtype, the operands that need grad broadcast to the output's shape."""
-        if type(other) is Tensor and other.data.dtype is self.data.dtype \
-                and other.data.shape == self.data.shape:
+        if (
+            type(other) is Tensor
+            and other.data.dtype is self.data.dtype
+            and other.data.shape == self.data.shape
+        ):
             return self, other  # the common case, decided without further calls
         if isinstance(other, Tensor):
             self, other = _unify(self, other, name)
@@ -221,10 +269,17 @@ class Tensor:
         if self.data.shape == other.data.shape:
             return self, other
         if not ((self.requires_grad or other.requires_grad) and _grad_enabled.get()):
-            return self, other  # nothing to record: the op broadcasts natively (_binary explains errors)
-        if (other.data.ndim == 0 and not other.requires_grad) or \
-                (self.data.ndim == 0 and not self.requires_grad):
-            return self, other  # a scalar constant: the other operand already has the output's shape
+            return (
+                self,
+                other,
+            )  # nothing to record: the op broadcasts natively (_binary explains errors)
+        if (other.data.ndim == 0 and not other.requires_grad) or (
+            self.data.ndim == 0 and not self.requires_grad
+        ):
+            return (
+                self,
+                other,
+            )  # a scalar constant: the other operand already has the output's shape
         shape = broadcast_shape(name, self.data.shape, other.data.shape)
         return self._grow(shape), other._grow(shape)
 
@@ -241,7 +296,9 @@ class Tensor:
         try:
             return Tensor._apply(op_cls, *(pair[::-1] if reflected else pair))
         except ValueError:
-            broadcast_shape(name, pair[0].data.shape, pair[1].data.shape)  # names the shapes, if that was it
+            broadcast_shape(
+                name, pair[0].data.shape, pair[1].data.shape
+            )  # names the shapes, if that was it
             raise
 
     def __add__(self, other):
@@ -275,7 +332,9 @@ class Tensor:
         return self._binary(ops.Pow, other, "pow", reflected=True)
 
     def __sub__(self, other):
-        if not isinstance(other, Tensor) and isinstance(other, (int, float, np.ndarray, np.generic)):
+        if not isinstance(other, Tensor) and isinstance(
+            other, (int, float, np.ndarray, np.generic)
+        ):
             return self + np.negative(other, dtype=self.dtype if _is_float(self.dtype) else None)
         pair = self._pair(other, "sub")
         return NotImplemented if pair is None else pair[0] + (-pair[1])
@@ -302,8 +361,9 @@ class Tensor:
             return Tensor._apply(ops.MatMul, self, other)
         other = Tensor._lift(other, self.dtype)
         if self.dtype != other.dtype:
-            raise TypeError(f"matmul: dtypes {self.dtype} and {other.dtype} differ; cast one "
-                            f"with .astype()")
+            raise TypeError(
+                f"matmul: dtypes {self.dtype} and {other.dtype} differ; cast one with .astype()"
+            )
         return Tensor._apply(ops.MatMul, self, other)
 
     def __matmul__(self, other):
@@ -312,11 +372,16 @@ class Tensor:
                 op = ops.MatMul((self.requires_grad, other.requires_grad))
                 return _record(op, op.forward(self.data, other.data), (self, other))
             return Tensor._wrap(ops.MatMul((False, False)).forward(self.data, other.data))
-        return self.matmul(other) if isinstance(other, (Tensor, np.ndarray, list)) else NotImplemented
+        return (
+            self.matmul(other) if isinstance(other, (Tensor, np.ndarray, list)) else NotImplemented
+        )
 
     def __rmatmul__(self, other):
-        return Tensor._lift(other, self.dtype).matmul(self) \
-            if isinstance(other, (np.ndarray, list)) else NotImplemented
+        return (
+            Tensor._lift(other, self.dtype).matmul(self)
+            if isinstance(other, (np.ndarray, list))
+            else NotImplemented
+        )
 
     # --- comparisons: bool tensors that carry no gradient ---
 
@@ -357,8 +422,9 @@ class Tensor:
         """max(x, 0), with relu'(0) = 0 (as PyTorch)."""
         if type(self._op) is ops.Linear and _grad_enabled.get():  # (x @ W + b).relu(): one node
             op = ops.LinearReLU(self._op.needs_grad)  # the same inputs as the Linear node
-            return _record(op, op.forward(*[p.data for p in self._parents], preact=self.data),
-                           self._parents)
+            return _record(
+                op, op.forward(*[p.data for p in self._parents], preact=self.data), self._parents
+            )
         return Tensor._apply(ops.ReLU, self)
 
     def tanh(self) -> Tensor:
@@ -413,11 +479,15 @@ class Tensor:
         return out if keepdims else out.squeeze(axis)
 
     def softmax(self, axis: int = -1) -> Tensor:
-        e = (self - self._shift(axis)).exp()  # the shift cancels in the ratio; it only avoids overflow
+        e = (
+            self - self._shift(axis)
+        ).exp()  # the shift cancels in the ratio; it only avoids overflow
         return e / e.sum(axis, keepdims=True)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
-        shifted = self - self._shift(axis)  # constant shift: stability only; gradients are shift-invariant
+        shifted = self - self._shift(
+            axis
+        )  # constant shift: stability only; gradients are shift-invariant
         return shifted - shifted.exp().sum(axis, keepdims=True).log()
 
     # --- movement ---
@@ -437,13 +507,15 @@ class Tensor:
         lo, hi = (normalize_axis(a, self.ndim, "flatten")[0] for a in (start_axis, end_axis))
         if lo > hi:
             raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis}")
-        return self.reshape(self.shape[:lo] + (-1,) + self.shape[hi + 1:])
+        return self.reshape(self.shape[:lo] + (-1,) + self.shape[hi + 1 :])
 
     def expand(self, *shape) -> Tensor:
         """Broadcast to shape (-1 keeps a dimension), as torch.expand."""
         shape = _shape_arg(shape)
         pad = len(shape) - self.ndim
-        shape = tuple(self.shape[i - pad] if n == -1 and i >= pad else n for i, n in enumerate(shape))
+        shape = tuple(
+            self.shape[i - pad] if n == -1 and i >= pad else n for i, n in enumerate(shape)
+        )
         return self if shape == self.shape else Tensor._apply(ops.Expand, self, shape=shape)
 
     def broadcast_to(self, shape) -> Tensor:
@@ -454,8 +526,9 @@ class Tensor:
         axes = normalize_axis(axis, self.ndim, "squeeze")
         if axis is not None and any(self.shape[a] != 1 for a in axes):
             raise ValueError(f"squeeze: axis {axis} of shape {self.shape} does not have size 1")
-        return self.reshape(tuple(n for i, n in enumerate(self.shape)
-                                  if not (i in axes and n == 1)))
+        return self.reshape(
+            tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1))
+        )
 
     def unsqueeze(self, axis: int) -> Tensor:
         """Insert a size-1 axis at position axis (of the result)."""
@@ -471,8 +544,10 @@ class Tensor:
             raise IndexError(f"index: {e} (tensor shape {self.shape})") from None
 
     def __setitem__(self, index, value):
-        raise TypeError("Tensor does not support item assignment: build a new tensor with "
-                        "where(mask, value, t) or concatenate()")
+        raise TypeError(
+            "Tensor does not support item assignment: build a new tensor with "
+            "where(mask, value, t) or concatenate()"
+        )
 
 
 def _linear(product, bias) -> Tensor | None:
@@ -481,12 +556,20 @@ def _linear(product, bias) -> Tensor | None:
     The product is reused, not recomputed or modified; if it is used elsewhere too, its own MatMul
     node still serves those uses.
     """
-    if not (isinstance(product, Tensor) and isinstance(bias, Tensor)) or type(product._op) is not ops.MatMul:
+    if (
+        not (isinstance(product, Tensor) and isinstance(bias, Tensor))
+        or type(product._op) is not ops.MatMul
+    ):
         return None
     x, w = product._parents
     w_shape, b_shape = w.data.shape, bias.data.shape
-    if len(w_shape) != 2 or len(b_shape) != 1 or b_shape[0] != w_shape[1] \
-            or bias.data.dtype is not product.data.dtype or not _grad_enabled.get():
+    if (
+        len(w_shape) != 2
+        or len(b_shape) != 1
+        or b_shape[0] != w_shape[1]
+        or bias.data.dtype is not product.data.dtype
+        or not _grad_enabled.get()
+    ):
         return None
     op = ops.Linear(product._op.needs_grad + (bias.requires_grad,))
     return _record(op, op.forward(x.data, w.data, bias.data, product=product.data), (x, w, bias))
@@ -506,8 +589,10 @@ def _unify(a: Tensor, b: Tensor, name: str) -> tuple[Tensor, Tensor]:
     if a.dtype == b.dtype:
         return a, b
     if _is_float(a.dtype) and _is_float(b.dtype):
-        raise TypeError(f"{name}: dtypes {a.dtype} and {b.dtype} differ (no silent upcasts); cast "
-                        f"one with .astype(np.{a.dtype}) or .astype(np.{b.dtype})")
+        raise TypeError(
+            f"{name}: dtypes {a.dtype} and {b.dtype} differ (no silent upcasts); cast "
+            f"one with .astype(np.{a.dtype}) or .astype(np.{b.dtype})"
+        )
     if _is_float(a.dtype):
         return a, Tensor._wrap(b.data.astype(a.dtype))
     if _is_float(b.dtype):
@@ -521,7 +606,9 @@ def _index_part(i):
     elif isinstance(i, list):
         i = np.asarray(i)
     if isinstance(i, np.ndarray) and i.dtype.kind == "f":
-        raise IndexError(f"index arrays must be integer or bool, got {i.dtype}; use .astype(np.int64)")
+        raise IndexError(
+            f"index arrays must be integer or bool, got {i.dtype}; use .astype(np.int64)"
+        )
     return i
 
 
@@ -564,4 +651,6 @@ def randn(*shape, rng=None, dtype=np.float32, requires_grad=False) -> Tensor:
 
 
 def uniform(*shape, low=0.0, high=1.0, rng=None, dtype=np.float32, requires_grad=False) -> Tensor:
-    return Tensor.uniform(*shape, low=low, high=high, rng=rng, dtype=dtype, requires_grad=requires_grad)
+    return Tensor.uniform(
+        *shape, low=low, high=high, rng=rng, dtype=dtype, requires_grad=requires_grad
+    )

@@ -30,8 +30,13 @@ class Module:
         """(dotted name, tensor) for every parameter, in definition order, each tensor once."""
         found, seen = [], set()
         for name, value in vars(self).items():
-            items = value.items() if isinstance(value, dict) else \
-                enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]
+            items = (
+                value.items()
+                if isinstance(value, dict)
+                else enumerate(value)
+                if isinstance(value, (list, tuple))
+                else [(None, value)]
+            )
             for key, item in items:
                 full = prefix + name + ("" if key is None else f".{key}")
                 if isinstance(item, Module):
@@ -54,7 +59,7 @@ class Module:
         """This module and every module below it."""
         found = [self]
         for value in vars(self).values():
-            for item in (value if isinstance(value, (list, tuple)) else [value]):
+            for item in value if isinstance(value, (list, tuple)) else [value]:
                 if isinstance(item, Module):
                     found.extend(item.modules())
         return found
@@ -89,11 +94,16 @@ class Module:
             problems.append(f"unexpected {unexpected}")
         for name, p in params.items():
             if name in state and np.shape(state[name]) != p.shape:
-                problems.append(f"{name} has shape {np.shape(state[name])} in the state but "
-                                f"{p.shape} in the model")
+                problems.append(
+                    f"{name} has shape {np.shape(state[name])} in the state but "
+                    f"{p.shape} in the model"
+                )
         if problems:
-            raise ValueError(f"load_state_dict({type(self).__name__}): " + "; ".join(problems) +
-                             "; build the model with the architecture the state was saved from")
+            raise ValueError(
+                f"load_state_dict({type(self).__name__}): "
+                + "; ".join(problems)
+                + "; build the model with the architecture the state was saved from"
+            )
         for name, p in params.items():
             p.data[...] = state[name]
 
@@ -104,19 +114,30 @@ class Module:
 class Linear(Module):
     """y = x @ weight + bias, weight of shape (n_in, n_out), He (Kaiming) normal init for ReLU."""
 
-    def __init__(self, n_in: int, n_out: int, *, rng: np.random.Generator, bias: bool = True,
-                 dtype=np.float32):
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        *,
+        rng: np.random.Generator,
+        bias: bool = True,
+        dtype=np.float32,
+    ):
         if n_in < 1 or n_out < 1:
             raise ValueError(f"Linear: sizes must be positive, got ({n_in}, {n_out})")
         std = math.sqrt(2.0 / n_in)
-        self.weight = Tensor(rng.standard_normal((n_in, n_out)) * std, requires_grad=True, dtype=dtype)
+        self.weight = Tensor(
+            rng.standard_normal((n_in, n_out)) * std, requires_grad=True, dtype=dtype
+        )
         self.bias = Tensor(np.zeros(n_out), requires_grad=True, dtype=dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         return x @ self.weight + self.bias if self.bias is not None else x @ self.weight
 
     def __repr__(self) -> str:
-        return f"Linear({self.weight.shape[0]}, {self.weight.shape[1]}, bias={self.bias is not None})"
+        return (
+            f"Linear({self.weight.shape[0]}, {self.weight.shape[1]}, bias={self.bias is not None})"
+        )
 
 
 class Sequential(Module):
@@ -198,14 +219,19 @@ class Dropout(Module):
 class MLP(Module):
     """A multilayer perceptron: sizes [n_in, hidden..., n_out], an activation and dropout between layers."""
 
-    def __init__(self, sizes, activation: str = "relu", dropout: float = 0.0, *,
-                 rng: np.random.Generator):
+    def __init__(
+        self, sizes, activation: str = "relu", dropout: float = 0.0, *, rng: np.random.Generator
+    ):
         sizes = [int(n) for n in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(f"MLP: sizes must be at least two positive integers (inputs ... "
-                             f"outputs), got {sizes}")
+            raise ValueError(
+                f"MLP: sizes must be at least two positive integers (inputs ... "
+                f"outputs), got {sizes}"
+            )
         if activation not in ACTIVATIONS:
-            raise ValueError(f"MLP: unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+            raise ValueError(
+                f"MLP: unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}"
+            )
         self.config = {"sizes": sizes, "activation": activation, "dropout": float(dropout)}
         self.linears = [Linear(a, b, rng=rng) for a, b in zip(sizes[:-1], sizes[1:])]
         self.activation = ACTIVATIONS[activation]

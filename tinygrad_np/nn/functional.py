@@ -34,8 +34,13 @@ def sigmoid(x: Tensor) -> Tensor:
     return x.sigmoid()
 
 
-ACTIVATIONS = {"relu": relu, "leaky_relu": leaky_relu, "gelu": gelu, "tanh": tanh, "sigmoid": sigmoid}
-
+ACTIVATIONS = {
+    "relu": relu,
+    "leaky_relu": leaky_relu,
+    "gelu": gelu,
+    "tanh": tanh,
+    "sigmoid": sigmoid,
+}
 
 
 # --- losses and metrics ---
