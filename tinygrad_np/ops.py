@@ -121,7 +121,7 @@ class Cast(Op):
         return (grad.astype(self.in_dtype),)
 
 
-# --- binary (inputs already broadcast to one shape by Tensor) ---
+# --- binary (an input that needs a gradient comes broadcast to the output shape; constants need not) ---
 
 
 class Add(Op):
