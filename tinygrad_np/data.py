@@ -485,13 +485,15 @@ def load_mnist(
     folder = cached(target, cache, checksums)
     if folder is not None:
         return load_idx_dir(folder, target, f"full {target} from the cache {folder}")
-    try:
+    auto = dataset == "auto"
+    n_mirrors = len(MIRRORS[target] if mirrors is None else mirrors) or 1
+    try:  # auto: one try per mirror, sharing `timeout` between them, so offline fails in ~timeout
         folder = download(
             target,
             cache,
             mirrors,
-            timeout,
-            attempts=1 if dataset == "auto" else 2,
+            timeout / n_mirrors if auto else timeout,
+            attempts=1 if auto else 2,
             checksums=checksums,
         )
     except (DownloadError, OSError) as e:
