@@ -380,18 +380,20 @@ def plot(path: Path, history: list[dict], data, predicted: np.ndarray) -> None:
         print("--plot needs matplotlib: pip install 'tinygrad_np[plot]'", file=sys.stderr)
         return
     wrong = np.flatnonzero(predicted != data.y_test)[:16]
-    fig = plt.figure(figsize=(12, 4))
-    ax = fig.add_subplot(1, 3, 1)
+    fig = plt.figure(figsize=(13, 4))
+    grid = fig.add_gridspec(4, 13)  # loss | accuracy | a 4x4 block of misclassified digits
+    ax = fig.add_subplot(grid[:, 0:4])
     ax.plot([h["epoch"] for h in history], [h["loss"] for h in history], marker="o")
     ax.set(title="training loss", xlabel="epoch")
-    ax = fig.add_subplot(1, 3, 2)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax = fig.add_subplot(grid[:, 4:8])
     for key in ("train_accuracy", "test_accuracy"):
         ax.plot([h["epoch"] for h in history], [h[key] for h in history], marker="o", label=key)
     ax.set(title="accuracy", xlabel="epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend()
-    grid = fig.add_gridspec(4, 12)
     for k, i in enumerate(wrong):
-        ax = fig.add_subplot(grid[k // 4, 8 + k % 4])
+        ax = fig.add_subplot(grid[k // 4, 9 + k % 4])
         ax.imshow(data.x_test[i], cmap="gray")
         ax.set_title(f"{data.y_test[i]}→{predicted[i]}", fontsize=8)
         ax.axis("off")

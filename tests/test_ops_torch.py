@@ -86,3 +86,18 @@ def test_float32_mlp_composites_match_torch():
     for o, t in zip(ours, theirs):
         assert o.grad.dtype == np.float32
         np.testing.assert_allclose(o.grad, t.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_cast_matches_torch():
+    # float64 -> float32 -> float64 rounds the same way in both (IEEE round to nearest), exactly
+    a = np.random.default_rng(0).standard_normal((3, 4))
+    ours = Tensor(a, dtype=np.float64, requires_grad=True)
+    theirs = torch.tensor(a, requires_grad=True)
+    out = (ours.astype(np.float32) * 3.0).astype(np.float64)
+    ref = (theirs.float() * 3.0).double()
+    np.testing.assert_array_equal(out.data, ref.detach().numpy())
+    cot = np.random.default_rng(1).standard_normal((3, 4))
+    out.backward(cot)
+    ref.backward(torch.from_numpy(cot))
+    assert ours.grad.dtype == np.float64
+    np.testing.assert_array_equal(ours.grad, theirs.grad.numpy())
