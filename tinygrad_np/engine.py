@@ -37,23 +37,29 @@ class AnomalyError(FloatingPointError):
 _anomaly = contextvars.ContextVar("tinygrad_np_detect_anomaly", default=False)
 
 
-class detect_anomaly(contextlib.ContextDecorator):
-    """Check every op's output and gradients inside; the first NaN or inf raises AnomalyError naming
-    the op, forward or backward, and its input shapes. Slower: use it to find where things blow up."""
+class _Flag(contextlib.ContextDecorator):
+    """Set a context variable to `value` inside a with-block or a decorated call (nestable)."""
+
+    var: contextvars.ContextVar
+    value: bool
 
     def __init__(self):
         self._tokens = []
 
     def __enter__(self):
-        self._tokens.append(_anomaly.set(True))
+        self._tokens.append(self.var.set(self.value))
         return self
 
     def __exit__(self, *exc):
-        _anomaly.reset(self._tokens.pop())
+        self.var.reset(self._tokens.pop())
         return False
 
-    def _recreate_cm(self):
-        return detect_anomaly()
+
+class detect_anomaly(_Flag):
+    """Check every op's output and gradients inside; the first NaN or inf raises AnomalyError naming
+    the op, forward or backward, and its input shapes. Slower: use it to find where things blow up."""
+
+    var, value = _anomaly, True
 
 
 def _check_finite(
@@ -85,26 +91,21 @@ def is_grad_enabled() -> bool:
     return _grad_enabled.get()
 
 
-class no_grad(contextlib.ContextDecorator):
+class no_grad(_Flag):
     """Record no graph inside: ``with no_grad(): ...``, ``@no_grad()`` or ``@no_grad``."""
 
+    var, value = _grad_enabled, False
+
     def __init__(self, func=None):
-        self._func, self._tokens = func, []
+        super().__init__()
+        self._func = func
         if func is not None:
             functools.update_wrapper(self, func)
-
-    def __enter__(self):
-        self._tokens.append(_grad_enabled.set(False))
-        return self
-
-    def __exit__(self, *exc):
-        _grad_enabled.reset(self._tokens.pop())
-        return False
 
     def __call__(self, *args, **kwargs):
         if self._func is None:  # used as @no_grad(): decorate the function we are given
             return super().__call__(*args, **kwargs)
-        with no_grad():
+        with self:
             return self._func(*args, **kwargs)
 
 
