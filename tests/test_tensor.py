@@ -146,3 +146,11 @@ def test_fused_linear_with_empty_and_0d_operands():
     assert empty.shape == (0, 2)
     vec = Tensor(np.ones(3)) @ w + b
     np.testing.assert_array_equal(vec.data, [4.0, 4.0])
+
+
+def test_tensor_shares_memory_only_when_no_cast_is_needed():
+    a32 = np.ones(3, np.float32)
+    assert np.shares_memory(Tensor(a32).data, a32)
+    a64 = np.ones(3)
+    assert not np.shares_memory(Tensor(a64).data, a64)  # cast to float32: a copy
+    assert np.shares_memory(Tensor(a64, dtype=np.float64).data, a64)
