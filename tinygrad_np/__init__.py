@@ -3,38 +3,38 @@
 from . import data, nn, ops, optim
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore, save_checkpoint
 from .data import DataError, load_mnist
+from .engine import AnomalyError, detect_anomaly, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck, numerical_grads
 from .ops import Op
-from .engine import AnomalyError, detect_anomaly, is_grad_enabled, no_grad
 from .tensor import Tensor, concatenate, ones, randn, stack, uniform, where, zeros
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnomalyError",
     "Checkpoint",
     "CheckpointError",
-    "DataError",
+    "concatenate",
     "data",
+    "DataError",
+    "detect_anomaly",
+    "gradcheck",
+    "GradcheckError",
+    "is_grad_enabled",
     "load_checkpoint",
     "load_mnist",
     "nn",
-    "optim",
-    "restore",
-    "save_checkpoint",
-    "AnomalyError",
-    "detect_anomaly",
-    "GradcheckError",
-    "Op",
-    "Tensor",
-    "concatenate",
-    "gradcheck",
-    "is_grad_enabled",
     "no_grad",
     "numerical_grads",
     "ones",
+    "Op",
     "ops",
+    "optim",
     "randn",
+    "restore",
+    "save_checkpoint",
     "stack",
+    "Tensor",
     "uniform",
     "where",
     "zeros",
