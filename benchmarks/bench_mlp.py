@@ -222,13 +222,17 @@ def main(argv=None):
                 + "  ".join(f"{n + ' us':>14}" for n in names)
                 + "  "
                 + "  ".join(f"{n + '/numpy':>17}" for n in names if n != "numpy")
-                + f"  {'numpy GFLOP/s':>13}  {'tg GFLOP/s':>10}  {'max loss diff':>13}"
+                + f"  {'numpy GFLOP/s':>13}  {'tg GFLOP/s':>10}"
+                + f"  {'loss diff tg':>12}  {'loss diff torch':>15}"
             )
             print(header)
             for arch in ARCHS:
                 for batch in BATCHES:
                     agree = check_agreement(arch, batch)
-                    bad = {k: v for k, v in agree.items() if v > 1e-3}
+                    # tinygrad_np runs the same float32 operations as the hand-written version;
+                    # PyTorch sums in other orders, and 100 momentum steps compound that rounding
+                    bounds = {"tinygrad_np": 1e-5, "numpy": 0.0, "torch": 1e-3}
+                    bad = {k: v for k, v in agree.items() if v > bounds[k]}
                     if bad:
                         raise SystemExit(f"implementations disagree on {arch} batch {batch}: {bad}")
                     us = time_interleaved(arch, batch, args.rounds, args.steps, args.warmup)
@@ -239,11 +243,11 @@ def main(argv=None):
                         + "  "
                         + "  ".join(f"{us[n] / us['numpy']:>16.3f}x" for n in names if n != "numpy")
                         + f"  {flops / us['numpy'] / 1e3:>13.1f}  {flops / us['tinygrad_np'] / 1e3:>10.1f}"
-                        + f"  {max(agree.values()):>13.1e}"
+                        + f"  {agree['tinygrad_np']:>12.1e}  {agree.get('torch', float('nan')):>15.1e}"
                     )
                     print(row, flush=True)
             print(
-                "(max loss diff: the largest relative difference of any implementation's loss from "
+                "(loss diff: the largest relative difference of that implementation's loss from "
                 "numpy's over the first 100 steps, from identical weights and batches)\n"
             )
 
