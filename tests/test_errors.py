@@ -249,3 +249,9 @@ def test_softmax_family_finite_for_huge_float32_logits():
     loss = F.cross_entropy(logits, [0, 2])
     loss.backward()
     assert np.isfinite(loss.item()) and np.isfinite(logits.grad).all()
+
+
+def test_detect_anomaly_sees_unrecorded_matmul():
+    with tg.no_grad(), tg.detect_anomaly(), np.errstate(over="ignore"):
+        with pytest.raises(tg.AnomalyError, match=r"MatMul.forward produced inf"):
+            Tensor(np.full((1, 2), 1e38, np.float32)) @ Tensor(np.full((2, 1), 1e38, np.float32))

@@ -1,4 +1,4 @@
-"""Tensor: construction, graph recording (_apply), the backward engine, operators and composite ops.
+"""Tensor: construction, graph recording (_apply, _record), operators and composite ops.
 
 Composites here never define a backward: their gradients come from the primitives in ops.py.
 """
@@ -42,9 +42,8 @@ class Tensor:
                 f"Tensor: requires_grad=True needs a floating dtype, got {dtype}; "
                 f"pass dtype=np.float32 (or float64) to differentiate"
             )
-        self.data = np.asarray(
-            data, dtype=dtype
-        )  # no copy when data is already an ndarray of dtype
+        # no copy when data is already an ndarray of dtype (shared, as torch.from_numpy)
+        self.data = np.asarray(data, dtype=dtype)
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self._op = None
@@ -89,26 +88,11 @@ class Tensor:
                     f"{op_cls.__name__}.forward returned {data.dtype} for {dtype} "
                     f"input; an op must keep its input dtype"
                 )
+        if True in needs:
+            return _record(op, data, parents)
         if _anomaly.get():
             _check_finite(data, op_cls.__name__, [p.data for p in parents])
-        out = Tensor.__new__(Tensor)
-        if True in needs:
-            out.data, out.grad, out.requires_grad, out._op, out._parents = (
-                data,
-                None,
-                True,
-                op,
-                parents,
-            )
-        else:
-            out.data, out.grad, out.requires_grad, out._op, out._parents = (
-                data,
-                None,
-                False,
-                None,
-                (),
-            )
-        return out
+        return Tensor._wrap(data)
 
     # --- constructors ---
 
@@ -357,24 +341,21 @@ class Tensor:
 
     def matmul(self, other) -> Tensor:
         """np.matmul semantics: 1-D, 2-D and batched operands with broadcast batch dimensions."""
-        if type(other) is Tensor and other.data.dtype is self.data.dtype:
-            return Tensor._apply(ops.MatMul, self, other)
-        other = Tensor._lift(other, self.dtype)
-        if self.dtype != other.dtype:
-            raise TypeError(
-                f"matmul: dtypes {self.dtype} and {other.dtype} differ; cast one with .astype()"
-            )
+        if type(other) is not Tensor or other.data.dtype is not self.data.dtype:
+            other = Tensor._lift(other, self.dtype)
+            if self.dtype != other.dtype:
+                raise TypeError(
+                    f"matmul: dtypes {self.dtype} and {other.dtype} differ; cast one with .astype()"
+                )
+        if _grad_enabled.get() and (self.requires_grad or other.requires_grad):
+            op = ops.MatMul((self.requires_grad, other.requires_grad))  # hot: recorded directly
+            return _record(op, op.forward(self.data, other.data), (self, other))
         return Tensor._apply(ops.MatMul, self, other)
 
     def __matmul__(self, other):
-        if type(other) is Tensor and other.data.dtype is self.data.dtype:  # the hot path, direct
-            if _grad_enabled.get() and (self.requires_grad or other.requires_grad):
-                op = ops.MatMul((self.requires_grad, other.requires_grad))
-                return _record(op, op.forward(self.data, other.data), (self, other))
-            return Tensor._wrap(ops.MatMul((False, False)).forward(self.data, other.data))
-        return (
-            self.matmul(other) if isinstance(other, (Tensor, np.ndarray, list)) else NotImplemented
-        )
+        if isinstance(other, (Tensor, np.ndarray, list)):
+            return self.matmul(other)
+        return NotImplemented
 
     def __rmatmul__(self, other):
         return (
