@@ -269,11 +269,7 @@ class Run:
             "history": self.history,
             "rng": self.rng.bit_generator.state,
             "schedule": self.schedule.state_dict(),
-            "args": {
-                k: (str(v) if isinstance(v, Path) else v)
-                for k, v in vars(args).items()
-                if k in RESUMED
-            },
+            "args": json_args(args, RESUMED),
         }
         tg.save_checkpoint(args.save, self.model, self.opt, extra=extra)
         import pandas as pd
@@ -302,6 +298,15 @@ def sigint_deferred():
         signal.signal(signal.SIGINT, previous)
     if caught:
         raise KeyboardInterrupt
+
+
+def json_args(args, keys=None) -> dict:
+    """The flags (all, or those in keys) as JSON-able values: paths become strings."""
+    return {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in vars(args).items()
+        if keys is None or k in keys
+    }
 
 
 def history_path(checkpoint: Path) -> Path:
@@ -503,7 +508,7 @@ def run_cli(args) -> int:
             "test_accuracy": test_accuracy,
             "train_seconds": train_seconds,
             "epochs": history,
-            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "args": json_args(args),
         }
         text = json.dumps(metrics, indent=2)
         tg.data.atomic_write(args.json, lambda f: f.write(text.encode()))
