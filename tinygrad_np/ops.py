@@ -431,6 +431,18 @@ class LinearReLU(Linear):
         return super().backward(grad * (self.out > 0))
 
 
+def _row_max(x: np.ndarray) -> np.ndarray:
+    """x.max(axis=1, keepdims=True) for a 2-D x, the same values, faster for short rows.
+
+    numpy reduces along a short contiguous axis one row at a time (about 6 us for (128, 10)
+    float32); with at least 32 rows and at most 32 columns, reducing the columns of a transposed
+    copy is 2-7x faster. max is exact, so both give identical results.
+    """
+    if x.shape[0] >= 32 and x.shape[1] <= 32:
+        return x.T.copy().max(axis=0)[:, None]
+    return x.max(axis=1, keepdims=True)
+
+
 def _bad_labels(labels: np.ndarray, classes: int):
     bad = int(np.flatnonzero((labels < 0) | (labels >= classes))[0])
     raise ValueError(
@@ -460,7 +472,7 @@ class CrossEntropy(Op):
         if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
             _bad_labels(labels, x.shape[1])
         rows = np.arange(x.shape[0])
-        shifted = x - x.max(axis=1, keepdims=True)
+        shifted = x - _row_max(x)
         try:
             picked = shifted[rows, labels]  # raises for a label >= classes (negatives were refused)
         except IndexError:
