@@ -126,14 +126,25 @@ def implementations():
 
 
 def check_agreement(arch, batch, steps=100):
-    """Max relative difference of each implementation's losses from numpy's over `steps` steps."""
+    """Each implementation's (first-step, largest) relative loss difference from numpy's over `steps`."""
     weights, data = init_weights(arch), make_batches(batch, steps, seed=2)
     losses = {}
     for impl in implementations():
         step = impl(weights)
         losses[impl.name] = np.array([step(x, y) for x, y in data])
     ref = losses["numpy"]
-    return {name: float(np.max(np.abs(l - ref) / np.abs(ref))) for name, l in losses.items()}
+    return {
+        name: (float(abs(l[0] - ref[0]) / abs(ref[0])), float(np.max(np.abs(l - ref) / np.abs(ref))))
+        for name, l in losses.items()
+    }
+
+
+# The first step runs from identical weights: only float32 rounding separates the losses. Over 100
+# steps that rounding compounds through the momentum updates: where it grows, tinygrad_np (whose
+# bias-gradient and softmax sums are BLAS products, summed in another order) and PyTorch drift on
+# the same curve, from ~1e-7 at step 10 to 0.7-1.2e-4 by step 90 (784-256-128-10 at batch 128 or
+# 512, depending on the thread count).
+FIRST_STEP_BOUND, BOUND = 1e-6, 1e-3
 
 
 def time_interleaved(arch, batch, rounds, steps, warmup):
@@ -223,16 +234,15 @@ def main(argv=None):
                 + "  "
                 + "  ".join(f"{n + '/numpy':>17}" for n in names if n != "numpy")
                 + f"  {'numpy GFLOP/s':>13}  {'tg GFLOP/s':>10}"
-                + f"  {'loss diff tg':>12}  {'loss diff torch':>15}"
+                + f"  {'loss diff tg':>17}  {'loss diff torch':>17}"
             )
             print(header)
             for arch in ARCHS:
                 for batch in BATCHES:
                     agree = check_agreement(arch, batch)
-                    # tinygrad_np runs the same float32 operations as the hand-written version;
-                    # PyTorch sums in other orders, and 100 momentum steps compound that rounding
-                    bounds = {"tinygrad_np": 1e-5, "numpy": 0.0, "torch": 1e-3}
-                    bad = {k: v for k, v in agree.items() if v > bounds[k]}
+                    bad = {
+                        k: v for k, v in agree.items() if v[0] > FIRST_STEP_BOUND or v[1] > BOUND
+                    }
                     if bad:
                         raise SystemExit(f"implementations disagree on {arch} batch {batch}: {bad}")
                     us = time_interleaved(arch, batch, args.rounds, args.steps, args.warmup)
@@ -243,12 +253,16 @@ def main(argv=None):
                         + "  "
                         + "  ".join(f"{us[n] / us['numpy']:>16.3f}x" for n in names if n != "numpy")
                         + f"  {flops / us['numpy'] / 1e3:>13.1f}  {flops / us['tinygrad_np'] / 1e3:>10.1f}"
-                        + f"  {agree['tinygrad_np']:>12.1e}  {agree.get('torch', float('nan')):>15.1e}"
+                        + "".join(
+                            f"  {'%.1e / %.1e' % agree[n] if n in agree else 'n/a':>17}"
+                            for n in ("tinygrad_np", "torch")
+                        )
                     )
                     print(row, flush=True)
             print(
-                "(loss diff: the largest relative difference of that implementation's loss from "
-                "numpy's over the first 100 steps, from identical weights and batches)\n"
+                "(loss diff: that implementation's relative loss difference from numpy's at the "
+                "first step / the largest over the first 100 steps, from identical weights and "
+                f"batches; bounds {FIRST_STEP_BOUND:g} / {BOUND:g})\n"
             )
 
 

@@ -7,6 +7,8 @@ needs_grad is False. Ops never write into their inputs, into grad, or into what 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ._shapes import normalize_axis, unbroadcast
@@ -392,6 +394,41 @@ class MatMul(Op):
 # --- fused (each tested against the composite it replaces) ---
 
 
+@functools.lru_cache(maxsize=64)
+def _ones(n: int, dtype: np.dtype) -> np.ndarray:
+    """A read-only vector of n ones, cached (np.ones costs about 0.7 us, more than the sums below)."""
+    ones = np.ones(n, dtype)
+    ones.flags.writeable = False
+    return ones
+
+
+def _column_sums(g: np.ndarray) -> np.ndarray:
+    """g.sum(axis=0) of a 2-D g, as the matrix-vector product ones @ g.
+
+    numpy's reduction over the rows costs 2.4 us for (128, 10) float32 and 10 us for (512, 128);
+    BLAS takes 0.8 and 3.1. The sums differ by rounding only (numpy adds the rows one by one; BLAS
+    keeps several partial sums, no less accurate).
+    """
+    return _ones(g.shape[0], g.dtype) @ g
+
+
+def _row_sums(x: np.ndarray) -> np.ndarray:
+    """x.sum(axis=1, keepdims=True) of a 2-D x, as x @ ones (2.7 -> 0.9 us for (128, 10) float32)."""
+    return (x @ _ones(x.shape[1], x.dtype))[:, None]
+
+
+def _row_max(x: np.ndarray) -> np.ndarray:
+    """x.max(axis=1, keepdims=True) for a 2-D x, the same values, faster for short rows.
+
+    numpy reduces along a short contiguous axis one row at a time (about 6 us for (128, 10)
+    float32); with at least 32 rows and at most 32 columns, reducing the columns of a transposed
+    copy is 2-7x faster. max is exact, so both give identical results.
+    """
+    if x.shape[0] >= 32 and x.shape[1] <= 32:
+        return x.T.copy().max(axis=0)[:, None]
+    return x.max(axis=1, keepdims=True)
+
+
 class Linear(Op):
     """out = x @ w + b  (x (..., k), w (k, m), b (m,));  dx = g @ w^T,  dw = x^T @ g,  db = sum of g's rows
 
@@ -412,7 +449,7 @@ class Linear(Op):
         if self.needs_grad[1]:
             gw = (x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x).T @ g2
         if self.needs_grad[2]:
-            gb = g2.sum(axis=0)
+            gb = _column_sums(g2)
         return gx, gw, gb
 
 
@@ -429,18 +466,6 @@ class LinearReLU(Linear):
 
     def backward(self, grad):
         return super().backward(grad * (self.out > 0))
-
-
-def _row_max(x: np.ndarray) -> np.ndarray:
-    """x.max(axis=1, keepdims=True) for a 2-D x, the same values, faster for short rows.
-
-    numpy reduces along a short contiguous axis one row at a time (about 6 us for (128, 10)
-    float32); with at least 32 rows and at most 32 columns, reducing the columns of a transposed
-    copy is 2-7x faster. max is exact, so both give identical results.
-    """
-    if x.shape[0] >= 32 and x.shape[1] <= 32:
-        return x.T.copy().max(axis=0)[:, None]
-    return x.max(axis=1, keepdims=True)
 
 
 def _bad_labels(labels: np.ndarray, classes: int):
@@ -478,7 +503,7 @@ class CrossEntropy(Op):
         except IndexError:
             _bad_labels(labels, x.shape[1])
         probs = np.exp(shifted)
-        sums = probs.sum(axis=1, keepdims=True)
+        sums = _row_sums(probs)
         probs /= sums  # in place: probs is ours
         self.probs, self.rows, self.labels = probs, rows, labels
         loss = (np.log(sums).sum() - picked.sum()) / x.shape[0]
