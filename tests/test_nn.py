@@ -3,10 +3,8 @@
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
-from tinygrad_np import Tensor, nn, ops
+from tinygrad_np import Tensor, nn
 from tinygrad_np.nn import functional as F
 
 from cases import logits_labels
@@ -140,18 +138,6 @@ def test_fused_cross_entropy_matches_composite(case):
     fused.backward()
     composite.backward()
     np.testing.assert_allclose(a.grad, b.grad, rtol=1e-10, atol=1e-12)
-
-
-@given(
-    hnp.arrays(
-        st.sampled_from([np.float32, np.float64]),
-        st.tuples(st.integers(0, 70), st.integers(1, 40)),
-        elements=st.floats(width=32, allow_nan=True, allow_infinity=True),
-    )
-)
-def test_row_max_is_exactly_numpy_row_max(x):
-    # cross-entropy's faster row max (a transposed copy for >= 32 rows of <= 32 columns)
-    np.testing.assert_array_equal(ops._row_max(x), x.max(axis=1, keepdims=True))
 
 
 def test_cross_entropy_finite_for_huge_logits():
