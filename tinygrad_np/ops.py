@@ -58,8 +58,8 @@ def _column_sums(g: np.ndarray) -> np.ndarray:
 
 
 def _row_sums(x: np.ndarray) -> np.ndarray:
-    """x.sum(axis=1, keepdims=True) of a 2-D x, as x @ ones (2.7 -> 0.9 us for (128, 10) float32)."""
-    return (x @ _ones(x.shape[1], x.dtype))[:, None]
+    """x.sum(axis=1) of a 2-D x, as x @ ones (2.6 -> 0.9 us for (128, 10) float32)."""
+    return x @ _ones(x.shape[1], x.dtype)
 
 
 def _row_max(x: np.ndarray) -> np.ndarray:
@@ -529,9 +529,9 @@ class CrossEntropy(Op):
             _bad_labels(labels, x.shape[1])
         probs = np.exp(shifted)
         sums = _row_sums(probs)
-        probs /= sums  # in place: probs is ours
+        probs /= sums[:, None]  # in place: probs is ours
         self.probs, self.rows, self.labels = probs, rows, labels
-        loss = (np.log(sums).sum() - picked.sum()) / x.shape[0]
+        loss = (np.log(sums) - picked).sum() / x.shape[0]
         return np.asarray(loss, dtype=x.dtype)
 
     def backward(self, grad):

@@ -403,9 +403,8 @@ class Tensor:
         """max(x, 0), with relu'(0) = 0 (as PyTorch)."""
         if type(self._op) is ops.Linear and _grad_enabled.get():  # (x @ W + b).relu(): one node
             op = ops.LinearReLU(self._op.needs_grad)  # the same inputs as the Linear node
-            return _record(
-                op, op.forward(*[p.data for p in self._parents], preact=self.data), self._parents
-            )
+            x, w, b = self._parents
+            return _record(op, op.forward(x.data, w.data, b.data, preact=self.data), self._parents)
         return Tensor._apply(ops.ReLU, self)
 
     def tanh(self) -> Tensor:
