@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tinygrad_np as tg
-from tinygrad_np import Op, Tensor
+from tinygrad_np import Op, Tensor, ops
 
 
 def t(*shape, requires_grad=False):
@@ -99,6 +99,20 @@ def test_op_backward_with_a_wrong_shape_is_reported_as_a_bug_in_that_op():
         r"for input 0 of shape \(2, 3\) \(float32\): a bug in BadSum",
     ):
         BadSum.apply(t(2, 3, requires_grad=True)).backward()
+
+
+def test_a_subclass_of_a_built_in_op_gets_its_gradients_checked():
+    class WrongDtypeReLU(ops.ReLU):  # built-ins skip the engine's check; subclasses elsewhere don't
+        def backward(self, grad):
+            return (super().backward(grad)[0].astype(np.float64),)
+
+    assert ops.ReLU._trusted and not WrongDtypeReLU._trusted
+    with pytest.raises(
+        RuntimeError,
+        match=r"WrongDtypeReLU.backward returned a grad of shape \(2,\) \(float64\) for input 0 "
+        r"of shape \(2,\) \(float32\)",
+    ):
+        WrongDtypeReLU.apply(t(2, requires_grad=True)).sum().backward()
 
 
 def test_op_backward_returning_the_wrong_arity_or_none():

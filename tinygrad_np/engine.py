@@ -133,22 +133,19 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool) -> None:
                 f"{type(op).__name__}.backward must return a tuple with one "
                 f"entry per input ({len(parents)}), got {type(grads).__name__}"
             )
+        checked = not op._trusted
         for parent, pg in zip(parents, grads):
             if not parent.requires_grad:
                 continue
-            if type(pg) is not np.ndarray and isinstance(pg, np.generic):
-                pg = np.asarray(pg)  # a numpy scalar from a full reduction, for a 0-d input
-            data = parent.data
-            if (
-                type(pg) is not np.ndarray
-                or pg.shape != data.shape
-                or (pg.dtype is not data.dtype and pg.dtype != data.dtype)
+            if type(pg) is not np.ndarray or (
+                checked
+                and (pg.shape != parent.data.shape or pg.dtype != parent.data.dtype)
             ):
-                _bad_grad(op, parents, grads)
+                pg = _as_grad(op, parents, grads, parent, pg)
             into = leaf_grads if parent._op is None else pending
             prev = into.get(parent)
             into[parent] = pg if prev is None else prev + pg  # out of place: pg may be shared
-        grads = pg = data = g = None  # drop our references, so leaves can adopt their arrays
+        grads = pg = g = None  # drop our references, so leaves can adopt their arrays
         if not retain_graph:
             node._op, node._parents = _RELEASED, ()
     while leaf_grads:
@@ -169,26 +166,26 @@ def _accumulate(leaf, g: np.ndarray) -> None:
     leaf.grad = g.copy() if leaf.grad is None else leaf.grad + g
 
 
-def _bad_grad(op, parents, grads) -> None:
-    """Raise the error for an op whose backward broke the contract (a bug in that op, by name)."""
+def _as_grad(op, parents, grads, parent, pg) -> np.ndarray:
+    """The gradient pg for parent, which failed the fast check: a numpy scalar from a full
+    reduction (for a 0-d input) becomes an array; anything that breaks the contract raises."""
     name = type(op).__name__
-    for i, (parent, pg) in enumerate(zip(parents, grads)):
-        if not parent.requires_grad:
-            continue
-        if pg is None:
-            raise RuntimeError(
-                f"{name}.backward returned None for input {i}, which needs a gradient"
-            )
-        if not isinstance(pg, np.ndarray):
-            raise RuntimeError(
-                f"{name}.backward returned a {type(pg).__name__} for input {i}; "
-                f"return an ndarray of the input's shape and dtype"
-            )
-        if pg.shape != parent.shape or pg.dtype != parent.dtype:
-            raise RuntimeError(
-                f"{name}.backward returned a grad of shape {pg.shape} ({pg.dtype}) for "
-                f"input {i} of shape {parent.shape} ({parent.dtype}): a bug in {name}"
-            )
+    i = next(i for i, (p, q) in enumerate(zip(parents, grads)) if p is parent and q is pg)
+    if isinstance(pg, np.generic):
+        pg = np.asarray(pg)
+    if pg is None:
+        raise RuntimeError(f"{name}.backward returned None for input {i}, which needs a gradient")
+    if not isinstance(pg, np.ndarray):
+        raise RuntimeError(
+            f"{name}.backward returned a {type(pg).__name__} for input {i}; "
+            f"return an ndarray of the input's shape and dtype"
+        )
+    if pg.shape != parent.shape or pg.dtype != parent.dtype:
+        raise RuntimeError(
+            f"{name}.backward returned a grad of shape {pg.shape} ({pg.dtype}) for "
+            f"input {i} of shape {parent.shape} ({parent.dtype}): a bug in {name}"
+        )
+    return pg
 
 
 def _toposort(root) -> list:

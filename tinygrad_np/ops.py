@@ -81,6 +81,14 @@ class Op:
     """
 
     keeps_dtype = True  # the engine checks that float inputs give outputs and grads of their dtype
+    _trusted = False  # see __init_subclass__
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # The engine checks the type, shape and dtype of every gradient an op returns. The ops in
+        # this module skip that per-gradient check (about 0.15 us each): the test suite runs it
+        # over every one of them instead (tests/test_ops_grad.py). Subclasses elsewhere get it.
+        cls._trusted = cls.__module__ == __name__
 
     def __init__(self, needs_grad: tuple[bool, ...]):
         self.needs_grad = needs_grad  # one flag per input; skip work for inputs that need no grad
