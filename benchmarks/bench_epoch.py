@@ -1,13 +1,17 @@
 """A full-size training epoch and its peak memory: tinygrad_np, hand-written numpy, PyTorch CPU.
 
+The hand-written numpy MLP runs twice: as written by hand, and "numpy tuned" (bench_mlp.py says
+what that is).
+
     python benchmarks/bench_epoch.py [--threads 1] [--repeats 2]
 
 60,000 examples (full MNIST from the cache when it is there, else synthetic MNIST-shaped data), the
 example's default model (784-512-256-10, ReLU; no dropout, which the hand-written MLP lacks), batch
 128, SGD with momentum 0.9. Each implementation runs in a fresh process, alternating, `repeats` times:
-seconds per epoch; the process's peak resident memory (ru_maxrss) after the epoch, less its resident
+seconds per epoch (the median; "vs numpy" is the median over rounds of the ratio within a round);
+the process's peak resident memory (ru_maxrss) after the epoch, less its resident
 memory once the data was loaded (model, gradients, optimizer state and transients);
-and, for the two numpy-based ones, the peak of numpy/Python allocations during training steps
+and, for the numpy-based ones, the peak of numpy/Python allocations during training steps
 (tracemalloc, which does not see PyTorch's allocator).
 """
 
@@ -63,10 +67,11 @@ def worker(name: str, threads: int) -> dict:
     import bench_mlp
 
     x, y, source = load_data()
-    after_data = current_rss_mb()  # the data set is the same for all three: measure above it
+    after_data = current_rss_mb()  # the data set is the same for all: measure above it
     impl = {
         "tinygrad_np": bench_mlp.TinygradStep,
         "numpy": bench_mlp.NumpyStep,
+        "numpy tuned": bench_mlp.TunedNumpyStep,
         "torch": bench_mlp.TorchStep,
     }[name]
     if name == "torch":
@@ -83,7 +88,7 @@ def worker(name: str, threads: int) -> dict:
         seconds = time.perf_counter() - start
         rss_growth = peak_rss_mb() - after_data
         traced = None
-        if name != "torch":
+        if name != "torch":  # tracemalloc does not see PyTorch's allocator
             tracemalloc.start()
             base = tracemalloc.get_traced_memory()[0]
             for idx in batches[:50]:
@@ -112,7 +117,9 @@ def main(argv=None):
         return
     import bench_mlp
 
-    names = ["tinygrad_np", "numpy"] + (["torch"] if bench_mlp.torch is not None else [])
+    names = ["tinygrad_np", "numpy", "numpy tuned"] + (
+        ["torch"] if bench_mlp.torch is not None else []
+    )
     results = {n: [] for n in names}
     for r in range(args.repeats):
         for name in names if r % 2 == 0 else names[::-1]:
@@ -130,16 +137,23 @@ def main(argv=None):
     )
     print(
         f"{'impl':<12} {'s/epoch':>8} {'vs numpy':>9} {'peak RSS MB':>12} {'above data MB':>14} "
-        f"{'traced peak MB':>15}"
+        f"{'traced peak MB':>15}  each process's s/epoch"
     )
     med = {n: float(np.median([r["seconds"] for r in rs])) for n, rs in results.items()}
+    # each round runs every implementation once, back to back: the ratio within a round cancels
+    # the machine's slower drifts (on these VMs whole minutes run ~30% slower at 2 threads)
+    ratio = {
+        n: float(np.median([a["seconds"] / b["seconds"] for a, b in zip(rs, results["numpy"])]))
+        for n, rs in results.items()
+    }
     for name, rs in results.items():
         traced = [r["traced_peak_mb"] for r in rs if r["traced_peak_mb"] is not None]
         print(
-            f"{name:<12} {med[name]:>8.2f} {med[name] / med['numpy']:>8.3f}x "
+            f"{name:<12} {med[name]:>8.2f} {ratio[name]:>8.3f}x "
             f"{np.median([r['peak_rss_mb'] for r in rs]):>12.1f} "
             f"{np.median([r['rss_growth_mb'] for r in rs]):>14.1f} "
-            f"{(f'{np.median(traced):.1f}' if traced else 'n/a'):>15}"
+            f"{(f'{np.median(traced):.1f}' if traced else 'n/a'):>15}  "
+            + " ".join(f"{r['seconds']:.2f}" for r in rs)
         )
 
 

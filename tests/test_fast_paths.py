@@ -48,12 +48,15 @@ def test_relu_is_numpy_maximum_with_zero(x):
     assert_same_bits(ops._relu(x), np.maximum(x, 0))
 
 
-def test_relu_of_a_large_array_skips_the_cache():
-    x = np.linspace(-1, 1, ops._SMALL + 1, dtype=np.float32)
-    before = ops._zeros.cache_info()
-    assert_same_bits(ops._relu(x), np.maximum(x, 0))
-    after = ops._zeros.cache_info()
-    assert (after.hits, after.misses) == (before.hits, before.misses)
+def test_constants_are_one_read_only_array_per_value_and_dtype_up_to_a_size():
+    for size in (3, 10, 7, ops._SMALL, ops._SMALL + 1):
+        x = np.linspace(-1, 1, size, dtype=np.float32)
+        assert_same_bits(ops._relu(x), np.maximum(x, 0))
+        ones = ops._constant(1, size, np.dtype(np.float64))
+        assert ones.shape == (size,) and np.all(ones == 1)
+    for value, dtype in [(0, np.float32), (1, np.float64)]:
+        kept = ops._CONSTANTS[value, np.dtype(dtype)]
+        assert kept.size == ops._SMALL and not kept.flags.writeable
 
 
 def summation_bound(x, axis):
@@ -74,8 +77,3 @@ def test_row_sums_within_the_summation_bound(x):
     got, exact = ops._row_sums(x), x.astype(np.float64).sum(axis=1)
     assert got.shape == (x.shape[0],) and got.dtype == x.dtype
     assert np.all(np.abs(got - exact) <= summation_bound(x, 1))
-
-
-def test_cached_constants_are_read_only():
-    zeros, ones = ops._zeros((2, 3), np.dtype(np.float32)), ops._ones(4, np.dtype(np.float32))
-    assert not zeros.flags.writeable and not ones.flags.writeable
