@@ -10,8 +10,9 @@ same hand-written MLP using the faster numpy formulations tinygrad_np's ops use 
 reference: tinygrad_np over it is the framework's own cost), and PyTorch. They are timed
 interleaved in one process (the order rotates each round, each round builds fresh instances,
 warm-up dropped), and the median microseconds per step is reported with each one's ratio to
-hand-written numpy. Before timing, they are checked to produce the same losses over the first 100
-steps (to float32 rounding; tinygrad_np and numpy tuned bit for bit).
+hand-written numpy: the median over rounds of the ratio within a round, which cancels the slow
+drifts of these shared machines. Before timing, they are checked to produce the same losses over
+the first 100 steps (to float32 rounding; tinygrad_np and numpy tuned bit for bit).
 """
 
 from __future__ import annotations
@@ -167,10 +168,12 @@ FIRST_STEP_BOUND, BOUND = 1e-6, 1e-3
 
 
 def time_interleaved(arch, batch, rounds, steps, warmup):
-    """Median microseconds per step for each implementation, interleaved in rotating order."""
+    """Per implementation: the median microseconds per step over all rounds, and the per-round
+    ratios to numpy (each round's median over numpy's in the same round), interleaved in rotating
+    order."""
     weights, data = init_weights(arch), make_batches(batch, 16)
     impls = implementations()
-    samples = {impl.name: [] for impl in impls}
+    samples = {impl.name: [] for impl in impls}  # one list of step times per round
     for r in range(rounds):
         order = impls[r % len(impls) :] + impls[: r % len(impls)]
         for impl in order:
@@ -183,8 +186,11 @@ def time_interleaved(arch, batch, rounds, steps, warmup):
                 t0 = time.perf_counter_ns()
                 step(x, y)
                 times.append(time.perf_counter_ns() - t0)
-            samples[impl.name].extend(times)
-    return {name: float(np.median(ts)) / 1000 for name, ts in samples.items()}
+            samples[impl.name].append(times)
+    us = {name: float(np.median(rs)) / 1000 for name, rs in samples.items()}
+    per_round = {name: np.median(rs, axis=1) for name, rs in samples.items()}
+    ratios = {name: per_round[name] / per_round["numpy"] for name in samples}
+    return us, ratios
 
 
 def matmul_flops(arch, batch):
@@ -233,7 +239,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument(
-        "--rounds", type=int, default=6, help="interleaved rounds (fresh instances each)"
+        "--rounds", type=int, default=10, help="interleaved rounds (fresh instances each)"
     )
     p.add_argument(
         "--steps", type=int, default=100, help="timed steps per implementation per round"
@@ -253,7 +259,8 @@ def main(argv=None):
                 + "  ".join(f"{n + ' us':>15}" for n in names)
                 + "  "
                 + "  ".join(f"{n + '/numpy':>18}" for n in others)
-                + f"  {'tg/numpy tuned':>14}  {'numpy GFLOP/s':>13}  {'tg GFLOP/s':>10}"
+                + f"  {'tg/numpy range':>13}  {'tg/numpy tuned':>14}  {'numpy GFLOP/s':>13}"
+                + f"  {'tg GFLOP/s':>10}"
             )
             agreements = {}
             for arch in ARCHS:
@@ -268,18 +275,28 @@ def main(argv=None):
                         bad["tinygrad_np vs numpy tuned: unequal losses"] = unequal
                     if bad:
                         raise SystemExit(f"implementations disagree on {arch} batch {batch}: {bad}")
-                    us = time_interleaved(arch, batch, args.rounds, args.steps, args.warmup)
+                    us, ratios = time_interleaved(
+                        arch, batch, args.rounds, args.steps, args.warmup
+                    )
+                    ratio = {n: float(np.median(r)) for n, r in ratios.items()}
+                    tg = ratios["tinygrad_np"]
+                    vs_tuned = float(np.median(tg / ratios["numpy tuned"]))
                     flops = matmul_flops(arch, batch)
                     print(
                         f"{label}  "
                         + "  ".join(f"{us[n]:>15.1f}" for n in names)
                         + "  "
-                        + "  ".join(f"{us[n] / us['numpy']:>17.3f}x" for n in others)
-                        + f"  {us['tinygrad_np'] / us['numpy tuned']:>13.3f}x"
+                        + "  ".join(f"{ratio[n]:>17.3f}x" for n in others)
+                        + f"  {f'{tg.min():.3f}-{tg.max():.3f}':>13}"
+                        + f"  {vs_tuned:>13.3f}x"
                         + f"  {flops / us['numpy'] / 1e3:>13.1f}"
                         + f"  {flops / us['tinygrad_np'] / 1e3:>10.1f}",
                         flush=True,
                     )
+            print(
+                "(ratios: the median over rounds of each round's median step time over numpy's "
+                "in the same round; range: tinygrad_np/numpy's lowest and highest round)"
+            )
             print(
                 f"\nloss difference from numpy's (relative): first step / largest over 100 steps, "
                 f"from identical weights and batches; bounds {FIRST_STEP_BOUND:g} / {BOUND:g}; "
