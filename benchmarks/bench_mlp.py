@@ -93,25 +93,19 @@ class TinygradStep:
 
 
 class NumpyStep:
-    name = "numpy"
+    name, mlp_class = "numpy", NumpyMLP
 
     def __init__(self, weights):
-        self.mlp = NumpyMLP(weights, LR, MOMENTUM)
+        self.mlp = self.mlp_class(weights, LR, MOMENTUM)
 
     def __call__(self, x, y):
         return self.mlp.step(x, y)
 
 
-class TunedNumpyStep:
+class TunedNumpyStep(NumpyStep):
     """For reference: hand-written numpy with the faster formulations tinygrad_np's ops use."""
 
-    name = "numpy tuned"
-
-    def __init__(self, weights):
-        self.mlp = TunedNumpyMLP(weights, LR, MOMENTUM)
-
-    def __call__(self, x, y):
-        return self.mlp.step(x, y)
+    name, mlp_class = "numpy tuned", TunedNumpyMLP
 
 
 class TorchStep:
