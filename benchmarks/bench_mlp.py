@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -208,6 +207,8 @@ def _timed(fn):
 
 
 def describe_machine(threads):
+    from threadpoolctl import threadpool_info  # the benchmarks' one extra (pip install -e ".[bench]")
+
     blas = [
         f"{i['internal_api']} {i['version']} ({i.get('threading_layer', '?')}, "
         f"{i.get('architecture', '?')})"
@@ -240,6 +241,8 @@ def main(argv=None):
     )
     p.add_argument("--warmup", type=int, default=10)
     args = p.parse_args(argv)
+    from threadpoolctl import threadpool_limits
+
     for threads in args.threads:
         with threadpool_limits(limits=threads, user_api="blas"):
             if torch is not None:

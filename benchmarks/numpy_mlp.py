@@ -113,10 +113,10 @@ class TunedNumpyMLP(NumpyMLP):
         logits -= logits.T.copy().max(axis=0)[:, None]
         probs = np.exp(logits)
         sums = probs @ self._const(self.ones, c, 1)
-        loss = float((np.log(sums) - logits[rows, y]).sum()) / n
+        loss = float((np.log(sums) - logits[rows, y]).sum() / n)  # divided in float32
         probs /= sums[:, None]
-        probs[rows, y] -= 1.0
-        probs *= 1.0 / n
+        probs *= 1.0 / n  # then subtract 1/n at the labels: the order of tinygrad_np's rounding
+        probs[rows, y] -= 1.0 / n
         grad, ones = probs, self._const(self.ones, n, 1)
         grads = []
         for i in range(len(self.params) - 1, -1, -1):
