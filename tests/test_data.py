@@ -16,6 +16,7 @@ import pytest
 
 from tinygrad_np import data
 from tinygrad_np.data import DataError, DownloadError, read_idx, write_idx
+from tinygrad_np.datasets import remote
 
 SAMPLE_TRAIN_COUNTS = [603, 661, 596, 618, 583, 520, 606, 654, 559, 600]
 SAMPLE_TEST_COUNTS = [195, 214, 189, 213, 217, 178, 198, 210, 197, 189]
@@ -401,7 +402,7 @@ def test_auto_gives_up_within_its_timeout_when_the_network_hangs(tmp_path):
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/"
     timeouts = []
-    real_fetch = data._fetch
+    real_fetch = remote._fetch
 
     def fetch(url, dest, md5, timeout):
         timeouts.append(timeout)
@@ -409,7 +410,7 @@ def test_auto_gives_up_within_its_timeout_when_the_network_hangs(tmp_path):
 
     try:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(data, "_fetch", fetch)
+            mp.setattr(remote, "_fetch", fetch)
             d = data.load_mnist("auto", cache=tmp_path, mirrors=[url + "a/", url + "b/"], timeout=1.0)
         assert d.name == "sample" and "timed out" in d.source
         assert timeouts == [0.5, 0.5]  # one try per mirror, sharing the 1-second budget

@@ -1,10 +1,10 @@
 """tinygrad_np: a small reverse-mode autodiff framework on numpy."""
 
-from . import data, nn, ops, optim
-from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore, save_checkpoint
+from . import data, io, nn, ops, optim
 from .data import DataError, load_mnist
 from .engine import AnomalyError, detect_anomaly, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck, numerical_grads
+from .io.checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore, save_checkpoint
 from .ops import Op
 from .tensor import Tensor, concatenate, ones, randn, stack, uniform, where, zeros
 
@@ -20,6 +20,7 @@ __all__ = [
     "detect_anomaly",
     "gradcheck",
     "GradcheckError",
+    "io",
     "is_grad_enabled",
     "load_checkpoint",
     "load_mnist",

@@ -11,7 +11,6 @@ import numpy as np
 
 from ._shapes import normalize_axis, unbroadcast
 
-
 # --- numpy formulations of hot steps, faster than the obvious ones (each tested against them) ---
 
 

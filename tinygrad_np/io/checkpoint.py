@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import nn, optim
-from .data import DataError, atomic_write
+from .. import nn, optim
+from .files import DataError, atomic_write
 
 FORMAT, VERSION = "tinygrad_np.checkpoint", 1
 

@@ -1,0 +1,167 @@
+"""MNIST and Fashion-MNIST: the bundled sample, a folder of IDX files, CSV files, or a
+checksum-verified download into a cache (datasets/remote.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..io.files import DataError
+from ..io.idx import read_idx
+from ..io.mnist_csv import read_mnist_csv
+from .remote import MIRRORS, DownloadError, cached, download
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+SAMPLE_DIR = Path(__file__).parent
+
+
+@dataclass
+class MNIST:
+    """Images (N, 28, 28) uint8 and labels (N,) int64 for train and test, and where they came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    name: str  # "mnist", "fashion-mnist", "sample", "idx-dir" or "csv"
+    source: str  # one line: which data, from where, and why
+
+    def __repr__(self) -> str:
+        return (
+            f"MNIST({self.name}: {len(self.x_train)} train, {len(self.x_test)} test; {self.source})"
+        )
+
+
+def _find(directory: Path, stem: str) -> Path:
+    """The IDX file for stem in directory, gzip or raw, with '-' or '.' before 'idx'."""
+    names = [stem, stem.replace("-idx", ".idx")]
+    for name in names:
+        for candidate in (directory / (name + ".gz"), directory / name):
+            if candidate.is_file():
+                return candidate
+    raise DataError(
+        f"{directory}: no {stem}[.gz] here; a data directory holds the four standard "
+        f"MNIST files ({', '.join(f + '.gz' for f in FILES.values())})"
+    )
+
+
+def _validate(x: np.ndarray, y: np.ndarray, x_path, y_path, classes: int = 10) -> tuple:
+    if x.ndim != 3 or x.shape[1:] != (28, 28) or x.dtype != np.uint8:
+        raise DataError(
+            f"{x_path}: expected uint8 images of shape (N, 28, 28), got {x.dtype} {x.shape}"
+        )
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise DataError(f"{y_path}: expected integer labels of shape (N,), got {y.dtype} {y.shape}")
+    if len(x) != len(y):
+        raise DataError(f"{y_path}: {len(y)} labels for the {len(x)} images of {x_path}")
+    if y.size and (y.min() < 0 or y.max() >= classes):
+        bad = int(np.flatnonzero((y < 0) | (y >= classes))[0])
+        raise DataError(f"{y_path}: label {int(y[bad])} at row {bad} is outside 0-{classes - 1}")
+    return x, y.astype(np.int64)
+
+
+def load_idx_dir(directory, name: str = "idx-dir", why: str = "") -> MNIST:
+    """MNIST (or Fashion-MNIST) from a directory holding the four standard IDX files."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(
+            f"{directory}: not a directory; --data-dir must name a folder holding the "
+            f"four MNIST IDX files"
+        )
+    paths = {key: _find(directory, stem) for key, stem in FILES.items()}
+    arrays = {key: read_idx(p) for key, p in paths.items()}
+    xtr, ytr = _validate(
+        arrays["train_images"], arrays["train_labels"], paths["train_images"], paths["train_labels"]
+    )
+    xte, yte = _validate(
+        arrays["test_images"], arrays["test_labels"], paths["test_images"], paths["test_labels"]
+    )
+    return MNIST(xtr, ytr, xte, yte, name, why or f"IDX files from {directory}")
+
+
+def load_sample() -> MNIST:
+    """The bundled 8,000-digit MNIST sample: 6,000 train and 2,000 test (see datasets/README.md)."""
+    return load_idx_dir(
+        SAMPLE_DIR, "sample", "the bundled 8,000-digit MNIST sample (6,000 train, 2,000 test)"
+    )
+
+
+def load_csv(train_csv, test_csv=None, test_fraction: float = 1 / 6, seed: int = 0) -> MNIST:
+    """MNIST from CSV files; without a test CSV, a seeded split of the training rows is held out."""
+    xtr, ytr = read_mnist_csv(train_csv)
+    if test_csv is not None:
+        xte, yte = read_mnist_csv(test_csv)
+        why = f"CSV files {train_csv} and {test_csv}"
+    else:
+        order = np.random.default_rng(seed).permutation(len(xtr))
+        cut = max(1, int(round(len(xtr) * test_fraction)))
+        xte, yte, xtr, ytr = xtr[order[:cut]], ytr[order[:cut]], xtr[order[cut:]], ytr[order[cut:]]
+        why = f"CSV file {train_csv}, {cut} rows held out for testing (no --test-csv)"
+    return MNIST(xtr, ytr, xte, yte, "csv", why)
+
+
+def load_mnist(
+    dataset: str = "auto",
+    data_dir=None,
+    train_csv=None,
+    test_csv=None,
+    cache=None,
+    timeout: float = 10.0,
+    mirrors=None,
+    checksums: dict[str, str] | None = None,
+) -> MNIST:
+    """MNIST from the first source that applies, with a one-line reason in .source:
+
+    - data_dir: a folder with the four IDX files; train_csv (+ test_csv): CSV files;
+    - dataset 'mnist' / 'fashion-mnist': the cache, else a download (errors if that fails);
+    - 'sample': the bundled 8,000-digit sample;
+    - 'auto': full MNIST when cached or downloadable within about `timeout` seconds, else the sample.
+
+    mirrors and checksums override the published ones (for a private mirror, or tests).
+    """
+    if dataset not in ("auto", "mnist", "fashion-mnist", "sample"):
+        raise ValueError(
+            f"load_mnist: unknown dataset {dataset!r}; choose auto, mnist, fashion-mnist or sample"
+        )
+    if data_dir is not None:
+        name = dataset if dataset in ("mnist", "fashion-mnist") else "idx-dir"
+        return load_idx_dir(data_dir, name)
+    if train_csv is not None:
+        return load_csv(train_csv, test_csv)
+    if dataset == "sample":
+        return load_sample()
+    target = "mnist" if dataset == "auto" else dataset
+    folder = cached(target, cache, checksums)
+    if folder is not None:
+        return load_idx_dir(folder, target, f"full {target} from the cache {folder}")
+    auto = dataset == "auto"
+    n_mirrors = len(MIRRORS[target] if mirrors is None else mirrors) or 1
+    try:  # auto: one try per mirror, sharing `timeout` between them, so offline fails in ~timeout
+        folder = download(
+            target,
+            cache,
+            mirrors,
+            timeout / n_mirrors if auto else timeout,
+            attempts=1 if auto else 2,
+            checksums=checksums,
+        )
+    except (DownloadError, OSError) as e:
+        if dataset != "auto":
+            raise
+        sample = load_sample()
+        sample.source += f"; full MNIST is not cached and could not be downloaded ({_short(e)})"
+        return sample
+    return load_idx_dir(folder, target, f"full {target}, downloaded to {folder}")
+
+
+def _short(error: Exception) -> str:
+    text = str(error)
+    return text if len(text) < 160 else text[:157] + "..."
