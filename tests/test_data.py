@@ -178,10 +178,10 @@ def test_load_csv_with_and_without_test_file(tmp_path):
             r"expected 785 columns .* got 784 \(this looks like a test file",
         ),
         (lambda f: f.iloc[:, :500], r"expected 785 columns \(a label and 784 pixels\), got 500"),
-        (lambda f: f.assign(label=[0, 1, 12, 3, 4, 5]), r"label 12 on data row 2 is outside 0-9"),
+        (lambda f: f.assign(label=[0, 1, 12, 3, 4, 5]), r"label 12 on line 4 is outside 0-9"),
         (
             lambda f: f.assign(pixel3=[0, 1, 2, 3, 4, 300]),
-            r"pixel values must be integers in 0-255",
+            r"pixel value 300 on line 7 is not an integer in 0-255",
         ),
         (lambda f: f.assign(pixel3=["0", "1", "x", "3", "4", "5"]), r"non-numeric value"),
         (lambda f: f.assign(pixel3=[0, 1, None, 3, 4, 5]), r"missing value on line 4"),

@@ -68,7 +68,7 @@ def write_csv(path, labels, n_pixels=784):
 @pytest.mark.parametrize(
     "labels, n_pixels, message",
     [
-        ([1, 12, 3], 784, "label 12 on data row 1 is outside 0-9"),
+        ([1, 12, 3], 784, "label 12 on line 3 is outside 0-9"),
         ([1, 2, 3], 700, "expected 785 columns (a label and 784 pixels), got 701"),
     ],
 )

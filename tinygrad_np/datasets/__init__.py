@@ -62,6 +62,8 @@ def _validate(x: np.ndarray, y: np.ndarray, x_path, y_path, classes: int = 10) -
         raise DataError(f"{y_path}: expected integer labels of shape (N,), got {y.dtype} {y.shape}")
     if len(x) != len(y):
         raise DataError(f"{y_path}: {len(y)} labels for the {len(x)} images of {x_path}")
+    if len(x) == 0:
+        raise DataError(f"{x_path}: holds 0 images; a training or test set needs at least one")
     if y.size and (y.min() < 0 or y.max() >= classes):
         bad = int(np.flatnonzero((y < 0) | (y >= classes))[0])
         raise DataError(f"{y_path}: label {int(y[bad])} at row {bad} is outside 0-{classes - 1}")
@@ -94,13 +96,27 @@ def load_sample() -> MNIST:
     )
 
 
-def load_csv(train_csv, test_csv=None, test_fraction: float = 1 / 6, seed: int = 0) -> MNIST:
-    """MNIST from CSV files; without a test CSV, a seeded split of the training rows is held out."""
-    xtr, ytr = read_mnist_csv(train_csv)
+def load_csv(
+    train_csv,
+    test_csv=None,
+    test_fraction: float = 1 / 6,
+    seed: int = 0,
+    label_column: str | int | None = None,
+) -> MNIST:
+    """MNIST from CSV files; without a test CSV, a seeded split of the training rows is held out.
+
+    label_column names the label column in both files (see read_mnist_csv for the layouts).
+    """
+    xtr, ytr = read_mnist_csv(train_csv, label_column)
     if test_csv is not None:
-        xte, yte = read_mnist_csv(test_csv)
+        xte, yte = read_mnist_csv(test_csv, label_column)
         why = f"CSV files {train_csv} and {test_csv}"
     else:
+        if len(xtr) < 2:
+            raise DataError(
+                f"{train_csv}: {len(xtr)} data row; holding 1/6 out for testing needs at least "
+                f"2 rows (or give --test-csv)"
+            )
         order = np.random.default_rng(seed).permutation(len(xtr))
         cut = max(1, int(round(len(xtr) * test_fraction)))
         xte, yte, xtr, ytr = xtr[order[:cut]], ytr[order[:cut]], xtr[order[cut:]], ytr[order[cut:]]

@@ -8,18 +8,26 @@ import numpy as np
 
 from .files import DataError
 
+LAYOUTS = (
+    "a header naming a 'label' column anywhere (Kaggle's train.csv: label,pixel0,...,pixel783), "
+    "or no header with the label in the first column (mnist_train.csv)"
+)
 
-def read_mnist_csv(path) -> tuple[np.ndarray, np.ndarray]:
+
+def read_mnist_csv(path, label_column: str | int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(images (N, 28, 28) uint8, labels (N,) int64) from a CSV of a label column and 784 pixels.
 
-    Reads the Kaggle Digit Recognizer train.csv (header 'label,pixel0,...') and the common
-    mnist_train.csv / mnist_test.csv (with or without a header; the label first).
+    The label column is label_column (a header name, or a 0-based column number) when given;
+    otherwise the layout must be one of: a header naming a 'label' column, anywhere (Kaggle's
+    Digit Recognizer train.csv), or no header with the label first (mnist_train.csv /
+    mnist_test.csv). A header without a 'label' column is refused rather than guessed. Messages
+    give file line numbers (1-based, the header counted).
     """
     import pandas as pd  # a runtime dependency, imported where it is used
 
     path = Path(path)
     try:
-        frame = pd.read_csv(path, header=None, dtype=str, engine="c")
+        frame = pd.read_csv(path, header=None, dtype=str, engine="c", skip_blank_lines=False)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -30,6 +38,7 @@ def read_mnist_csv(path) -> tuple[np.ndarray, np.ndarray]:
     header = None
     if len(frame) and not _is_number(frame.iloc[0, 0]):
         header, frame = [str(c).strip() for c in frame.iloc[0]], frame.iloc[1:]
+    first_line = 2 if header else 1  # the file line of data row 0
     if frame.empty:
         raise DataError(f"{path}: no data rows")
     if frame.shape[1] != 785:
@@ -41,22 +50,61 @@ def read_mnist_csv(path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(
             f"{path}: expected 785 columns (a label and 784 pixels), got {frame.shape[1]}{hint}"
         )
-    label_col = header.index("label") if header and "label" in header else 0
+    label_col = _label_index(path, header, label_column)
     try:
         values = frame.to_numpy(dtype=np.float64)
     except ValueError as e:
         raise DataError(f"{path}: non-numeric value in the data ({e})") from None
     if np.isnan(values).any():
-        row = int(np.flatnonzero(np.isnan(values).any(axis=1))[0]) + (2 if header else 1)
-        raise DataError(f"{path}: missing value on line {row}")
+        row = int(np.flatnonzero(np.isnan(values).any(axis=1))[0])
+        raise DataError(f"{path}: missing value on line {row + first_line}")
     labels = values[:, label_col]
     pixels = np.delete(values, label_col, axis=1)
-    if (pixels < 0).any() or (pixels > 255).any() or (pixels != np.round(pixels)).any():
-        raise DataError(f"{path}: pixel values must be integers in 0-255")
-    if (labels != np.round(labels)).any() or (labels < 0).any() or (labels > 9).any():
-        bad = int(np.flatnonzero((labels != np.round(labels)) | (labels < 0) | (labels > 9))[0])
-        raise DataError(f"{path}: label {labels[bad]:g} on data row {bad} is outside 0-9")
+    bad = (pixels < 0) | (pixels > 255) | (pixels != np.round(pixels))
+    if bad.any():
+        row, col = (int(i[0]) for i in np.nonzero(bad))
+        raise DataError(
+            f"{path}: pixel value {pixels[row, col]:g} on line {row + first_line} is not an "
+            f"integer in 0-255; pixel values must be integers in 0-255"
+        )
+    fractional = labels != np.round(labels)
+    if fractional.any():
+        row = int(np.flatnonzero(fractional)[0])
+        raise DataError(
+            f"{path}: label {labels[row]:g} on line {row + first_line} is not a whole number"
+        )
+    outside = (labels < 0) | (labels > 9)
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0])
+        raise DataError(f"{path}: label {labels[row]:g} on line {row + first_line} is outside 0-9")
     return pixels.astype(np.uint8).reshape(-1, 28, 28), labels.astype(np.int64)
+
+
+def _label_index(path: Path, header: list[str] | None, label_column) -> int:
+    """The column number of the labels, from label_column, the header, or the headerless layout."""
+    if label_column is None:
+        if header is None:
+            return 0
+        if "label" in header:
+            return header.index("label")
+        shown = ", ".join(header[:3]) + (", ..." if len(header) > 3 else "")
+        raise DataError(
+            f"{path}: the header ({shown}) has no 'label' column, so the labels cannot be told "
+            f"from the pixels; name that column 'label' or give its name with --label-column "
+            f"(label_column=). Accepted layouts: {LAYOUTS}"
+        )
+    if isinstance(label_column, int) or str(label_column).isdigit():
+        index = int(label_column)
+        if not 0 <= index < 785:
+            raise DataError(f"{path}: label column {index} is outside the 785 columns (0-784)")
+        return index
+    if header is None or label_column not in header:
+        where = "the file has no header" if header is None else "the header has no such column"
+        raise DataError(
+            f"{path}: no label column named {label_column!r} ({where}); give a column name "
+            f"from the header or a 0-based column number"
+        )
+    return header.index(label_column)
 
 
 def _is_number(text) -> bool:
