@@ -269,3 +269,10 @@ def test_fused_paths_check_for_anomalies():
         pytest.raises(tg.AnomalyError, match=r"MatMul.forward produced inf"),
     ):
         x @ w + b
+
+
+def test_a_0d_leaf_grad_stays_an_ndarray_across_accumulation():
+    x = Tensor(np.float64(2.0), requires_grad=True, dtype=np.float64)
+    for expected in (4.0, 8.0, 12.0):
+        (x * x).backward()
+        assert type(x.grad) is np.ndarray and x.grad.shape == () and x.grad == expected

@@ -269,3 +269,23 @@ def test_detect_anomaly_sees_unrecorded_matmul():
     with tg.no_grad(), tg.detect_anomaly(), np.errstate(over="ignore"):
         with pytest.raises(tg.AnomalyError, match=r"MatMul.forward produced inf"):
             Tensor(np.full((1, 2), 1e38, np.float32)) @ Tensor(np.full((2, 1), 1e38, np.float32))
+
+
+def test_empty_reductions_and_losses_say_so():
+    with pytest.raises(ValueError, match=r"mean: a tensor of shape \(0, 3\) has no elements to "
+                       r"average along axis 0"):
+        Tensor(np.zeros((0, 3))).mean(axis=0)
+    with pytest.raises(ValueError, match=r"mean: a tensor of shape \(0,\) has no elements"):
+        Tensor(np.zeros(0)).mean()
+    assert Tensor(np.zeros((2, 0))).mean(axis=0).shape == (0,)  # an empty result is fine
+    logits = Tensor(np.zeros((0, 10)), requires_grad=True)
+    for grad in (True, False):
+        logits.requires_grad = grad
+        with pytest.raises(ValueError, match=r"cross_entropy: an empty batch \(logits of shape "
+                           r"\(0, 10\)\)"):
+            tg.nn.functional.cross_entropy(logits, np.zeros(0, np.int64))
+
+
+def test_tensor_of_none_is_a_type_error():
+    with pytest.raises(TypeError, match="Tensor: data is None"):
+        Tensor(None)

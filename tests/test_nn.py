@@ -168,3 +168,10 @@ def test_cross_entropy_rejects_bad_labels():
 
 def test_accuracy():
     assert F.accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1])) == 0.5
+
+
+def test_linear_init_draws_the_float64_values_in_float32_without_a_float64_copy():
+    layer = nn.Linear(3000, 700, rng=np.random.default_rng(1))  # several row blocks
+    expected = np.random.default_rng(1).standard_normal((3000, 700)) * np.sqrt(2 / 3000)
+    assert layer.weight.dtype == np.float32
+    np.testing.assert_array_equal(layer.weight.data, expected.astype(np.float32))

@@ -163,7 +163,9 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool) -> None:
 
 def _accumulate(leaf, g: np.ndarray) -> None:
     """leaf.grad += g, out of place, leaving leaf.grad an array the leaf owns."""
-    leaf.grad = g.copy() if leaf.grad is None else leaf.grad + g
+    total = g.copy() if leaf.grad is None else leaf.grad + g
+    # a 0-d gradient can arrive as, or sum to, a numpy scalar: .grad stays an ndarray
+    leaf.grad = total if type(total) is np.ndarray else np.asarray(total)
 
 
 def _as_grad(op, parents, grads, parent, pg) -> np.ndarray:

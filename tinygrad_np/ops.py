@@ -515,6 +515,11 @@ class CrossEntropy(Op):
             raise ValueError(
                 f"cross_entropy: expected logits of shape (batch, classes), got {x.shape}"
             )
+        if x.shape[0] == 0:
+            raise ValueError(
+                f"cross_entropy: an empty batch (logits of shape {x.shape}) has no mean loss; "
+                f"give at least one row"
+            )
         labels = np.asarray(labels)
         if labels.shape != (x.shape[0],) or labels.dtype.kind not in "iu":
             raise ValueError(

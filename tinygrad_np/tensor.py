@@ -36,6 +36,8 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
+        elif data is None:
+            raise TypeError("Tensor: data is None; give a number, a (nested) list or an ndarray")
         dtype = _FLOAT32 if dtype is None else np.dtype(dtype)
         if requires_grad and not _is_float(dtype):
             raise TypeError(
@@ -445,6 +447,11 @@ class Tensor:
     def mean(self, axis=None, keepdims: bool = False) -> Tensor:
         axes = normalize_axis(axis, self.ndim, "mean")
         count = math.prod(self.shape[a] for a in axes)
+        if count == 0:
+            over = "" if axis is None else f" along axis {axis}"
+            raise ValueError(
+                f"mean: a tensor of shape {self.shape} has no elements to average{over}"
+            )
         return self.sum(axes, keepdims) * (1.0 / count)  # a Python float keeps float32 float32
 
     def _shift(self, axis) -> np.ndarray:

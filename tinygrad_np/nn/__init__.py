@@ -111,6 +111,18 @@ class Module:
         return f"{type(self).__name__}()"
 
 
+def _he_normal(rng: np.random.Generator, n_in: int, n_out: int, dtype) -> np.ndarray:
+    """standard_normal((n_in, n_out)) * sqrt(2 / n_in) in dtype, drawn in blocks of rows: the same
+    values as one float64 draw, without a float64 copy of the whole matrix at the peak."""
+    out = np.empty((n_in, n_out), dtype)
+    std = math.sqrt(2.0 / n_in)
+    rows = max(1, (1 << 20) // max(n_out, 1))  # about 8 MB of float64 per block
+    for start in range(0, n_in, rows):
+        block = out[start : start + rows]
+        block[...] = rng.standard_normal(block.shape) * std
+    return out
+
+
 class Linear(Module):
     """y = x @ weight + bias, weight of shape (n_in, n_out), He (Kaiming) normal init for ReLU."""
 
@@ -125,10 +137,7 @@ class Linear(Module):
     ):
         if n_in < 1 or n_out < 1:
             raise ValueError(f"Linear: sizes must be positive, got ({n_in}, {n_out})")
-        std = math.sqrt(2.0 / n_in)
-        self.weight = Tensor(
-            rng.standard_normal((n_in, n_out)) * std, requires_grad=True, dtype=dtype
-        )
+        self.weight = Tensor(_he_normal(rng, n_in, n_out, dtype), requires_grad=True, dtype=dtype)
         self.bias = Tensor(np.zeros(n_out), requires_grad=True, dtype=dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
