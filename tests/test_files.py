@@ -62,17 +62,17 @@ def test_outputs_that_would_destroy_an_input_or_each_other_are_refused(tmp_path)
     ckpt = tmp_path / "k.npz"
     ckpt.write_bytes(b"OURS")
     problems = check_outputs(
-        [Output("--save", data, "checkpoint", ours)], {"--train-csv": data}
+        [Output("--save", data, "checkpoint", ours)], [("--train-csv", data)]
     )
     assert problems == [f"--save {data}: is the input of --train-csv; writing it would destroy it"]
     problems = check_outputs(
-        [Output("--save", ckpt, "checkpoint", ours), Output("--json", ckpt, "metrics file")], {}
+        [Output("--save", ckpt, "checkpoint", ours), Output("--json", ckpt, "metrics file")], []
     )
     assert problems == [f"--json {ckpt}: --save writes the same file; give each output its own path"]
     # continuing one's own checkpoint is allowed where the caller says so
     outputs = [Output("--save", ckpt, "checkpoint", ours)]
-    assert check_outputs(outputs, {"--resume": ckpt}) != []
-    assert check_outputs(outputs, {"--resume": ckpt}, {("--save", "--resume")}) == []
+    assert check_outputs(outputs, [("--resume", ckpt)]) != []
+    assert check_outputs(outputs, [("--resume", ckpt)], {("--save", "--resume")}) == []
 
 
 def test_a_link_to_an_input_is_the_input(tmp_path):
@@ -80,36 +80,36 @@ def test_a_link_to_an_input_is_the_input(tmp_path):
     data.write_text("x")
     (tmp_path / "link.csv").symlink_to(data)
     problems = check_outputs([Output("--json", tmp_path / "link.csv", "metrics file")],
-                             {"--train-csv": data})
+                             [("--train-csv", data)])
     assert len(problems) == 1 and "is the input of --train-csv" in problems[0]
 
 
 def test_an_existing_file_must_be_what_the_output_writes(tmp_path):
     notes = tmp_path / "notes.npz"
     notes.write_bytes(b"my notes")
-    problems = check_outputs([Output("--save", notes, "tinygrad_np checkpoint", ours)], {})
+    problems = check_outputs([Output("--save", notes, "tinygrad_np checkpoint", ours)], [])
     assert problems == [
         f"--save {notes}: exists and is not a tinygrad_np checkpoint; refusing to overwrite it "
         f"(move it away or choose another path)"
     ]
     notes.write_bytes(b"OURS")
-    assert check_outputs([Output("--save", notes, "tinygrad_np checkpoint", ours)], {}) == []
+    assert check_outputs([Output("--save", notes, "tinygrad_np checkpoint", ours)], []) == []
     assert notes.read_bytes() == b"OURS"
 
 
 def test_directories_files_as_folders_and_unwritable_folders(tmp_path):
     (tmp_path / "file").write_text("x")
-    out = check_outputs([Output("--save", tmp_path, "checkpoint")], {})
+    out = check_outputs([Output("--save", tmp_path, "checkpoint")], [])
     assert out == [f"--save {tmp_path}: is a directory; give a file name inside it"]
-    out = check_outputs([Output("--save", tmp_path / "file" / "deeper" / "k.npz", "checkpoint")], {})
+    out = check_outputs([Output("--save", tmp_path / "file" / "deeper" / "k.npz", "checkpoint")], [])
     assert out == [f"--save {tmp_path / 'file' / 'deeper' / 'k.npz'}: {tmp_path / 'file'} is a "
                    f"file, not a folder"]
-    assert check_outputs([Output("--save", tmp_path / "new" / "dir" / "k.npz", "c")], {}) == []
+    assert check_outputs([Output("--save", tmp_path / "new" / "dir" / "k.npz", "c")], []) == []
     assert not (tmp_path / "new").exists()  # checking creates nothing
     if os.geteuid() != 0:  # root writes anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
-        out = check_outputs([Output("--json", locked / "m.json", "metrics file")], {})
+        out = check_outputs([Output("--json", locked / "m.json", "metrics file")], [])
         assert len(out) == 1 and "cannot write in" in out[0]
     assert sorted(p.name for p in tmp_path.iterdir()) in (["file"], ["file", "locked"])
 
@@ -121,5 +121,5 @@ def test_a_read_only_folder_is_named_with_the_os_error(tmp_path, monkeypatch):
         raise OSError(30, "Read-only file system")
 
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
-    out = check_outputs([Output("--save", tmp_path / "k.npz", "checkpoint")], {})
+    out = check_outputs([Output("--save", tmp_path / "k.npz", "checkpoint")], [])
     assert out == [f"--save {tmp_path / 'k.npz'}: cannot write in {tmp_path} (Read-only file system)"]

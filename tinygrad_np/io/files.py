@@ -7,7 +7,7 @@ import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,16 +112,18 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def check_outputs(
-    outputs: list[Output], inputs: dict[str, Path], may_replace: set[tuple[str, str]] = frozenset()
+    outputs: list[Output],
+    inputs: Iterable[tuple[str, Path]],
+    may_replace: set[tuple[str, str]] = frozenset(),
 ) -> list[str]:
     """Every problem with the outputs of a run, before anything is read or trained; [] if none.
 
-    An output must not be a directory, an input (inputs: flag -> file; except the (output flag,
+    An output must not be a directory, an input (inputs: (flag, file) pairs; except the (output flag,
     input flag) pairs in may_replace, such as a run continuing its own checkpoint), or another
     output; its folder must be creatable and writable (probed with a temporary file); an existing
     file there must pass the output's `replaceable` test.
     """
-    problems, seen = [], {}
+    inputs, problems, seen = list(inputs), [], {}
     for out in outputs:
         path = Path(os.path.abspath(out.path.expanduser()))
         name = f"{out.flag} {out.path}"
@@ -134,7 +136,7 @@ def check_outputs(
             continue
         clash = [
             flag
-            for flag, p in inputs.items()
+            for flag, p in inputs
             if p is not None and (out.flag, flag) not in may_replace and _same_file(path, Path(p))
         ]
         if clash:
