@@ -404,9 +404,9 @@ def test_auto_gives_up_within_its_timeout_when_the_network_hangs(tmp_path):
     timeouts = []
     real_fetch = remote._fetch
 
-    def fetch(url, dest, md5, timeout):
+    def fetch(url, dest, md5, timeout, **kwargs):
         timeouts.append(timeout)
-        return real_fetch(url, dest, md5, timeout)
+        return real_fetch(url, dest, md5, timeout, **kwargs)
 
     try:
         with pytest.MonkeyPatch.context() as mp:
@@ -439,3 +439,218 @@ def test_concurrent_downloads_do_not_corrupt_the_cache(server, tmp_path):
     assert cache_files(folder) == sorted(files)  # no temporary files left either
     for name, md5 in md5s.items():
         assert hashlib.md5((folder / name).read_bytes()).hexdigest() == md5
+
+
+@pytest.fixture
+def serve():
+    """Start a local server for a handler class; return its URL. Handlers may wait on serve.stop,
+    which is set (and the servers shut down) when the test ends."""
+    servers, stop = [], threading.Event()
+
+    def start(handler):
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}/"
+
+    start.stop = stop
+    yield start
+    stop.set()
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+TRICKLE_SIZE = 100_000
+
+
+def trickle_handler(stop, hits):
+    """Headers promising TRICKLE_SIZE bytes, then one byte every 0.2 s: each socket read succeeds
+    well within any timeout, so only a total deadline ends it."""
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(TRICKLE_SIZE))
+            self.end_headers()
+            try:
+                for _ in range(TRICKLE_SIZE):
+                    if stop.wait(0.2):
+                        return
+                    self.wfile.write(b"x")
+            except OSError:  # the client gave up and closed the connection
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    return Trickle
+
+
+def bytes_arrived(text):
+    import re
+
+    found = re.search(r"gave up after [\d.]+ s \(deadline\); (\d+) of (\d+) bytes arrived", text)
+    assert found, text
+    return int(found[1]), int(found[2])
+
+
+def test_auto_falls_back_to_the_sample_when_a_mirror_trickles(serve, tmp_path):
+    _, md5s = fake_mnist_files()
+    hits = []
+    url = serve(trickle_handler(serve.stop, hits))
+    d = data.load_mnist("auto", cache=tmp_path, mirrors=[url], timeout=2, checksums=md5s)
+    assert d.name == "sample" and "could not be downloaded" in d.source
+    assert "gave up after 2 s (deadline)" in d.source  # timeout is each file's deadline in auto
+    got, total = bytes_arrived(d.source)
+    assert total == TRICKLE_SIZE and got < total
+    assert hits == ["/train-images-idx3-ubyte.gz"]  # one try, and no further files attempted
+    assert cache_files(tmp_path) == []
+
+
+def test_download_deadline_gives_up_on_a_trickle_and_leaves_nothing(serve, tmp_path):
+    _, md5s = fake_mnist_files()
+    hits = []
+    url = serve(trickle_handler(serve.stop, hits))
+    with pytest.raises(
+        DownloadError, match=r"failed on every mirror: .*gave up after 1 s \(deadline\)"
+    ) as caught:
+        data.download("mnist", cache=tmp_path, mirrors=[url], checksums=md5s, timeout=5, deadline=1)
+    got, total = bytes_arrived(str(caught.value))
+    assert total == TRICKLE_SIZE and got < total
+    assert isinstance(caught.value, OSError)
+    assert cache_files(tmp_path) == []  # no *.part file, no target file
+    assert len(hits) == 1  # the deadline is per file over all attempts: no retry after it passed
+
+
+def test_deadline_also_bounds_the_wait_for_a_response(serve, tmp_path):
+    _, md5s = fake_mnist_files()
+    hits = []
+
+    class Mute(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            serve.stop.wait(20)  # accepts the request, answers nothing until the test ends
+
+        def log_message(self, *args):
+            pass
+
+    url = serve(Mute)
+    with pytest.raises(DownloadError) as caught:
+        data.download(
+            "mnist",
+            cache=tmp_path,
+            mirrors=[url],
+            checksums=md5s,
+            timeout=30,
+            attempts=3,
+            deadline=0.5,
+        )
+    message = str(caught.value)
+    # not the 30 s per-operation timeout (nor the server hanging up): the socket wait was capped
+    assert "gave up after 0.5 s (deadline); no response yet" in message, message
+    assert f"{url}train-images-idx3-ubyte.gz: not retried, the 0.5 s deadline had passed" in message
+    assert len(hits) == 1
+    assert cache_files(tmp_path) == []
+
+
+def test_download_deadline_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match=r"deadline must be a positive number"):
+        data.download("mnist", cache=tmp_path, mirrors=[], deadline=0)
+
+
+def test_progress_line_without_tqdm(server, tmp_path, monkeypatch, capsys):
+    files, md5s = fake_mnist_files()
+    for name, body in files.items():
+        server.routes[f"/m/{name}"] = body
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as if tqdm were not installed
+    monkeypatch.setattr(remote, "_PROGRESS_AFTER_S", 0.0)  # every file counts as slow
+    data.download("mnist", cache=tmp_path / "a", mirrors=[server.url + "m/"], checksums=md5s)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == len(files), lines  # one line per file: each is a single chunk
+    for line, (name, body) in zip(lines, files.items()):
+        assert line == (
+            f"downloading {name} from {server.url}m/: {len(body) / 1e6:.1f} of "
+            f"{len(body) / 1e6:.1f} MB"
+        )
+    d = data.load_mnist(
+        "mnist", cache=tmp_path / "b", mirrors=[server.url + "m/"], checksums=md5s, progress=False
+    )
+    assert d.name == "mnist"
+    assert capsys.readouterr().err == ""  # progress=False: nothing printed
+
+
+def test_progress_line_waits_two_seconds_then_at_most_one_every_few(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    now = [100.0]
+    p = remote._Progress(True, "f.gz", "http://h/", 9_900_000, clock=lambda: now[0])
+    steps = [(0.5, 1.0), (1.9, 2.0), (2.5, 3.1), (4.0, 4.0), (7.4, 5.0), (8.0, 9.9)]
+    for t, megabytes in steps:  # seconds since the start, MB arrived by then
+        now[0] = 100.0 + t
+        p.update(1, int(megabytes * 1e6))
+    p.close()
+    assert capsys.readouterr().err.splitlines() == [
+        "downloading f.gz from http://h/: 3.1 of 9.9 MB",  # the first after 2 s
+        "downloading f.gz from http://h/: 9.9 of 9.9 MB",  # the next 5 s after it
+    ]
+    p = remote._Progress(False, "f.gz", "http://h/", None, clock=lambda: 1e9)
+    p.update(1, 1)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_bar_with_tqdm(server, tmp_path, monkeypatch):
+    import types
+
+    bars = []
+
+    class FakeTqdm:
+        def __init__(self, **kwargs):
+            self.kwargs, self.n, self.closed = kwargs, 0, False
+            bars.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setitem(sys.modules, "tqdm", types.SimpleNamespace(tqdm=FakeTqdm))
+    files, md5s = fake_mnist_files()
+    for name, body in files.items():
+        server.routes[f"/m/{name}"] = body
+    data.load_mnist("mnist", cache=tmp_path, mirrors=[server.url + "m/"], checksums=md5s)
+    assert [b.kwargs["desc"] for b in bars] == list(files)
+    for bar, body in zip(bars, files.values()):
+        assert bar.kwargs == {
+            "total": len(body),
+            "unit": "B",
+            "unit_scale": True,
+            "desc": bar.kwargs["desc"],
+            "delay": 1.0,
+            "leave": False,
+            "disable": None,
+            "file": sys.stderr,
+        }
+        assert bar.n == len(body) and bar.closed
+
+
+def test_short_download_reason_cuts_at_a_word_boundary():
+    from tinygrad_np.datasets import _short
+
+    name = "train-images-idx3-ubyte.gz"
+    dns = "<urlopen error [Errno -3] Temporary failure in name resolution>"
+    error = DownloadError(
+        f"download of {name} failed on every mirror: "
+        f"https://ossci-datasets.s3.amazonaws.com/mnist/{name}: {dns}; "
+        f"https://storage.googleapis.com/cvdf-datasets/mnist/{name}: {dns}"
+    )
+    short = _short(error)
+    assert len(short) <= 160 and short.startswith(name)
+    assert f"ossci-datasets.s3.amazonaws.com: {dns}" in short  # the first mirror's reason, whole
+    assert short.endswith("; +1 more")
+    long = _short(OSError("a fairly long reason " * 20))
+    assert len(long) <= 160 and long.endswith("…")
+    assert long[:-1] == ("a fairly long reason " * 20)[: len(long) - 1]
+    assert ("a fairly long reason " * 20)[len(long) - 1] == " "  # cut before a space, not mid-word
+    assert _short(OSError("short")) == "short"

@@ -133,15 +133,23 @@ def load_mnist(
     timeout: float = 10.0,
     mirrors=None,
     checksums: dict[str, str] | None = None,
+    deadline: float | None = None,
+    progress: bool = True,
 ) -> MNIST:
     """MNIST from the first source that applies, with a one-line reason in .source:
 
     - data_dir: a folder with the four IDX files; train_csv (+ test_csv): CSV files;
-    - dataset 'mnist' / 'fashion-mnist': the cache, else a download (errors if that fails);
+    - dataset 'mnist' / 'fashion-mnist': the cache, else a download (errors if that fails), with
+      `timeout` seconds per network operation and `deadline` seconds per file (None: download's
+      default, 300 s);
     - 'sample': the bundled 8,000-digit sample;
     - 'auto': full MNIST when cached or downloadable within about `timeout` seconds, else the sample.
+      The mirrors share `timeout` (one try each), and it is also each file's total deadline unless
+      `deadline` is given. auto: a file that does not arrive within `timeout` seconds counts as
+      unreachable; ask for 'mnist' to wait longer.
 
-    mirrors and checksums override the published ones (for a private mirror, or tests).
+    mirrors and checksums override the published ones (for a private mirror, or tests). progress:
+    a byte bar (tqdm) or a plain line every few seconds on stderr while a download takes a while.
     """
     if dataset not in ("auto", "mnist", "fashion-mnist", "sample"):
         raise ValueError(
@@ -160,6 +168,8 @@ def load_mnist(
         return load_idx_dir(folder, target, f"full {target} from the cache {folder}")
     auto = dataset == "auto"
     n_mirrors = len(MIRRORS[target] if mirrors is None else mirrors) or 1
+    if auto and deadline is None:  # a trickling mirror is as unreachable as a dead one
+        deadline = timeout
     try:  # auto: one try per mirror, sharing `timeout` between them, so offline fails in ~timeout
         folder = download(
             target,
@@ -168,6 +178,8 @@ def load_mnist(
             timeout / n_mirrors if auto else timeout,
             attempts=1 if auto else 2,
             checksums=checksums,
+            progress=progress,
+            **({} if deadline is None else {"deadline": deadline}),
         )
     except (DownloadError, OSError) as e:
         if dataset != "auto":
@@ -178,6 +190,35 @@ def load_mnist(
     return load_idx_dir(folder, target, f"full {target}, downloaded to {folder}")
 
 
-def _short(error: Exception) -> str:
-    text = str(error)
-    return text if len(text) < 160 else text[:157] + "..."
+def _short(error: Exception, limit: int = 160) -> str:
+    """A download error in at most limit characters, on one line, for the trainer's first line:
+    mirror URLs shortened to their host, the first mirror's reason kept (the others counted), and a
+    cut, if one is still needed, at a word boundary, marked with '…'."""
+    import re
+
+    text = " ".join(str(error).split())
+    if len(text) <= limit:
+        return text
+
+    def cut(s: str, n: int) -> str:  # at most n characters, ending at a word boundary, then '…'
+        if len(s) <= n:
+            return s
+        space = s.rfind(" ", 0, n)
+        keep = s[:space] if space > n // 2 else s[: n - 1]  # no space late enough: a hard cut
+        return keep.rstrip(" ;:,(<[") + "…"
+
+    head, sep, rest = text.partition(" on every mirror: ")
+    if not sep:
+        return cut(text, limit)
+    url = r"[a-zA-Z][\w+.-]*://"
+    parts = re.split(rf"; (?={url})", rest)  # one per try; a reason may hold '; ' itself
+    reasons = [re.sub(rf"^{url}([^/\s]+)\S*: ", r"\1: ", r) for r in parts]
+    more = f"; +{len(reasons) - 1} more" if len(reasons) > 1 else ""
+    text = head + sep + "; ".join(reasons)
+    if len(text) <= limit:
+        return text
+    prefix = head.removeprefix("download of ") + sep  # the caller says it was a download
+    room = limit - len(prefix) - len(more)
+    if room < 24:  # the prefix alone is too long to leave a useful reason
+        return cut(prefix + reasons[0] + more, limit)
+    return prefix + cut(reasons[0], room) + more
