@@ -146,3 +146,16 @@ def test_schedules():
     again = optim.StepLR(opt, step_size=2, gamma=0.5)
     again.load_state_dict(state)
     assert opt.lr == 0.25
+
+
+def test_sgd_momentum_with_weight_decay_on_a_0d_parameter_keeps_its_buffer():
+    p = Tensor(np.float64(1.0), requires_grad=True, dtype=np.float64)
+    opt = optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=0.5)
+    buf, x = 0.0, 1.0
+    for _ in range(3):
+        p.grad = np.asarray(2.0)
+        opt.step()
+        buf = 0.9 * buf + (2.0 + 0.5 * x) if buf else 2.0 + 0.5 * x
+        x -= 0.1 * buf
+    assert type(opt.state["momentum_buffer"][0]) is np.ndarray
+    np.testing.assert_allclose(p.data, x, rtol=1e-12)

@@ -139,7 +139,7 @@ class SGD(Optimizer):
             if momentum:
                 buf = bufs[i]
                 if buf is None:
-                    buf = bufs[i] = grad.copy()
+                    buf = bufs[i] = np.array(grad)  # an ndarray even for a 0-d parameter
                 else:
                     buf *= momentum
                     buf += grad
