@@ -8,12 +8,16 @@
 
 The model is plain tensor expressions: for each hidden layer ``x = act(x @ W + b)`` (with dropout
 while training), then ``logits = x @ W_out + b_out``; see tinygrad_np.nn.MLP.forward.
+
+Everything a run is told is checked before anything is loaded or trained: the flags, a resumed or
+loaded checkpoint's settings, the model's memory, and every output path (see `check_run`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import math
 import signal
@@ -21,33 +25,42 @@ import sys
 import time
 from pathlib import Path
 
+import mnist_plot  # beside this script: python puts the script's folder first on sys.path
 import numpy as np
 
 import tinygrad_np as tg
-from tinygrad_np import Tensor, no_grad, nn, optim
-from tinygrad_np.data import batches, load_mnist, random_shift
+from tinygrad_np import Tensor, nn, no_grad, optim
+from tinygrad_np.data import batches, load_csv, load_mnist, random_shift
+from tinygrad_np.io.checkpoint import is_checkpoint
+from tinygrad_np.io.files import Output, check_outputs
+from tinygrad_np.io.npz import available_memory
 from tinygrad_np.nn import functional as F
 
+PROG = "mnist_mlp.py"
 MEAN, STD = 0.1307, 0.3081  # MNIST pixel statistics, the usual normalisation
-DEFAULT_EPOCHS = 60
-# what --resume restores from the checkpoint (everything that shapes the run, not the outputs)
-RESUMED = (
-    "dataset",
-    "data_dir",
-    "train_csv",
-    "test_csv",
-    "hidden",
-    "activation",
-    "dropout",
-    "optimizer",
-    "lr",
-    "momentum",
-    "weight_decay",
-    "epochs",
-    "batch_size",
-    "augment",
-    "seed",
-)
+# every setting that shapes a run, with its default; --resume restores all of them from the
+# checkpoint (--epochs may extend the run), and a flag given with --resume must agree with it
+DEFAULTS = {
+    "dataset": "auto",
+    "data_dir": None,
+    "train_csv": None,
+    "test_csv": None,
+    "label_column": None,
+    "hidden": [512, 256],
+    "activation": "relu",
+    "dropout": 0.1,
+    "optimizer": "sgd",
+    "lr": None,  # 0.05 for sgd, 1e-3 for adam
+    "momentum": 0.9,
+    "weight_decay": 1e-3,
+    "epochs": 60,
+    "batch_size": 128,
+    "augment": True,
+    "seed": 0,
+}
+PATHS = ("data_dir", "train_csv", "test_csv")
+MODEL = ("hidden", "activation", "dropout")  # what a --load checkpoint fixes
+FLAG = {key: "--" + key.replace("_", "-") for key in DEFAULTS}
 
 
 class Parser(argparse.ArgumentParser):
@@ -61,26 +74,26 @@ class NonFiniteLoss(ArithmeticError):
     pass
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = Parser(description="Train an MLP on MNIST with tinygrad_np.")
+class WriteFailed(OSError):
+    """Writing an output failed (disk full, permissions, read-only): which output, and why."""
+
+    def __init__(self, what: str, path: Path, error: OSError):
+        super().__init__(f"could not write {what} {path}: {error.strerror or error}")
+
+
+def build_parser() -> Parser:
+    p = Parser(prog=PROG, description="Train an MLP on MNIST with tinygrad_np.")
     d = p.add_argument_group("data")
     d.add_argument(
         "--dataset",
         choices=["auto", "mnist", "fashion-mnist", "sample"],
-        default="auto",
         help="auto (default): full MNIST when cached or downloadable, else the bundled sample",
     )
     d.add_argument(
-        "--data-dir",
-        type=Path,
-        metavar="DIR",
-        help="a folder with the four MNIST IDX files (.gz or raw)",
+        "--data-dir", type=Path, metavar="DIR", help="a folder with the four MNIST IDX files"
     )
     d.add_argument(
-        "--train-csv",
-        type=Path,
-        metavar="CSV",
-        help="CSV with a label column and 784 pixel columns",
+        "--train-csv", type=Path, metavar="CSV", help="CSV with a label column and 784 pixels"
     )
     d.add_argument(
         "--test-csv",
@@ -88,48 +101,33 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="CSV",
         help="test CSV (default: hold out 1/6 of --train-csv)",
     )
+    d.add_argument(
+        "--label-column",
+        metavar="NAME",
+        help="the CSVs' label column, by header name or 0-based number (default: the column "
+        "named 'label', or the first column of a file without a header)",
+    )
     m = p.add_argument_group("model")
-    m.add_argument(
-        "--hidden",
-        type=int,
-        nargs="+",
-        default=[512, 256],
-        metavar="N",
-        help="hidden layer sizes (default: 512 256)",
-    )
-    m.add_argument(
-        "--activation", choices=sorted(nn.ACTIVATIONS), default="relu", help="(default: relu)"
-    )
-    m.add_argument(
-        "--dropout",
-        type=float,
-        default=0.1,
-        help="dropout probability after each hidden layer (default: 0.1)",
-    )
+    m.add_argument("--hidden", type=int, nargs="+", metavar="N", help="hidden sizes (512 256)")
+    m.add_argument("--activation", choices=sorted(nn.ACTIVATIONS), help="(default: relu)")
+    m.add_argument("--dropout", type=float, help="after each hidden layer (default: 0.1)")
     o = p.add_argument_group("training")
     o.add_argument(
-        "--optimizer",
-        choices=["sgd", "adam"],
-        default="sgd",
-        help="sgd (Nesterov momentum) or adam (AdamW) (default: sgd)",
+        "--optimizer", choices=["sgd", "adam"], help="sgd (Nesterov) or adam (AdamW) (default: sgd)"
     )
     o.add_argument(
-        "--lr",
-        type=float,
-        default=None,
-        help="initial learning rate, cosine-decayed (default: 0.05 for sgd, 1e-3 for adam)",
+        "--lr", type=float, help="initial learning rate, cosine-decayed (0.05 sgd, 1e-3 adam)"
     )
-    o.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
-    o.add_argument("--weight-decay", type=float, default=1e-3, help="(default: 1e-3)")
-    o.add_argument("--epochs", type=int, default=None, help=f"(default: {DEFAULT_EPOCHS})")
-    o.add_argument("--batch-size", type=int, default=128, help="(default: 128)")
+    o.add_argument("--momentum", type=float, help="SGD momentum, in [0, 1) (default: 0.9)")
+    o.add_argument("--weight-decay", type=float, help="(default: 1e-3)")
+    o.add_argument("--epochs", type=int, help=f"(default: {DEFAULTS['epochs']})")
+    o.add_argument("--batch-size", type=int, help=f"(default: {DEFAULTS['batch_size']})")
     o.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
-        default=True,
         help="random shifts of up to 2 pixels (default: on)",
     )
-    o.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    o.add_argument("--seed", type=int, help="a non-negative integer (default: 0)")
     io = p.add_argument_group("input/output")
     io.add_argument(
         "--save",
@@ -137,9 +135,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="PATH",
         help="checkpoint here after every epoch (and a .history.csv beside it)",
     )
-    io.add_argument(
-        "--load", type=Path, metavar="PATH", help="start from this checkpoint's weights"
-    )
+    io.add_argument("--load", type=Path, metavar="PATH", help="start from a checkpoint's weights")
     io.add_argument(
         "--resume",
         type=Path,
@@ -153,27 +149,33 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--plot",
         type=Path,
         metavar="PATH",
-        help="PNG of loss/accuracy curves and misclassified digits (needs matplotlib)",
+        help="picture of the run (.png, .pdf or .svg; needs matplotlib)",
     )
     io.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
-    args = p.parse_args(argv)
-    if args.resume is not None:
-        if args.load is not None or args.eval_only:
-            p.error("--resume continues training; it does not go with --load or --eval-only")
-        if not args.resume.is_file():
-            p.error(f"--resume {args.resume}: no such file")
-        args.save = args.save or args.resume
-    if args.lr is None:
-        args.lr = 0.05 if args.optimizer == "sgd" else 1e-3
-    for problem in invalid(args):
-        p.error(problem)
+    return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The flags, with `explicit` (the settings given on the command line) and defaults filled in."""
+    args = build_parser().parse_args(argv)
+    args.explicit = {key for key in DEFAULTS if getattr(args, key) is not None}
     return args
 
 
+def fill_defaults(args, settings: dict) -> None:
+    """Settings not given on the command line come from settings (a checkpoint's or DEFAULTS)."""
+    for key in DEFAULTS:
+        if key not in args.explicit:
+            value = settings.get(key, DEFAULTS[key])
+            setattr(args, key, Path(value) if key in PATHS and value is not None else value)
+    if args.lr is None:
+        args.lr = 0.05 if args.optimizer == "sgd" else 1e-3
+
+
 def invalid(args) -> list[str]:
-    """What is wrong with the flags, before anything is loaded or trained."""
+    """What is wrong with the settings (from flags or a checkpoint); [] when nothing is."""
     problems = []
-    if args.epochs is not None and args.epochs < 1:
+    if args.epochs < 1:
         problems.append(f"--epochs must be at least 1, got {args.epochs}")
     if not args.lr > 0 or not math.isfinite(args.lr):
         problems.append(f"--lr must be a positive number, got {args.lr}")
@@ -181,26 +183,283 @@ def invalid(args) -> list[str]:
         problems.append(f"--hidden sizes must be positive, got {' '.join(map(str, args.hidden))}")
     if not 0 <= args.dropout < 1:
         problems.append(f"--dropout must be in [0, 1), got {args.dropout}")
-    if args.momentum < 0 or args.weight_decay < 0:
-        problems.append("--momentum and --weight-decay must be >= 0")
+    if not 0 <= args.momentum < 1:
+        problems.append(f"--momentum must be in [0, 1), got {args.momentum}")
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        problems.append(f"--weight-decay must be a finite number >= 0, got {args.weight_decay}")
     if args.batch_size < 1:
         problems.append(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.seed < 0:
+        problems.append(f"--seed must be a non-negative integer, got {args.seed}")
     if args.data_dir is not None and not args.data_dir.is_dir():
         problems.append(f"--data-dir {args.data_dir}: no such directory")
     if args.data_dir is not None and args.train_csv is not None:
         problems.append("give --data-dir or --train-csv, not both")
-    for flag, path in (
-        ("--train-csv", args.train_csv),
-        ("--test-csv", args.test_csv),
-        ("--load", args.load),
-    ):
+    for flag, path in (("--train-csv", args.train_csv), ("--test-csv", args.test_csv)):
         if path is not None and not path.is_file():
             problems.append(f"{flag} {path}: no such file")
     if args.test_csv is not None and args.train_csv is None:
         problems.append("--test-csv needs --train-csv")
+    if args.label_column is not None and args.train_csv is None:
+        problems.append("--label-column needs --train-csv")
+    return problems
+
+
+def invalid_io(args) -> list[str]:
+    """What is wrong with the input/output flags themselves."""
+    problems = []
+    if args.resume is not None and (args.load is not None or args.eval_only):
+        problems.append("--resume continues training; it does not go with --load or --eval-only")
     if args.eval_only and args.load is None:
         problems.append("--eval-only needs --load PATH")
+    if args.eval_only and args.save is not None:
+        problems.append("--eval-only trains nothing, so --save would write nothing; drop one")
+    for flag, path in (("--load", args.load), ("--resume", args.resume)):
+        if path is not None and not path.is_file():
+            problems.append(f"{flag} {path}: no such file")
+    if args.plot is not None:
+        if args.plot.suffix.lower() not in mnist_plot.PLOT_FORMATS:
+            problems.append(
+                f"--plot {args.plot}: unknown picture format {args.plot.suffix or '(none)'}; "
+                f"end the name in {', '.join(mnist_plot.PLOT_FORMATS)}"
+            )
+        elif importlib.util.find_spec("matplotlib") is None:
+            problems.append("--plot needs matplotlib: pip install 'tinygrad_np[plot]'")
     return problems
+
+
+# --- what a checkpoint says, checked before it is used ---
+
+_NUMBER = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number")
+_INT = (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer")
+_OPTIONAL_STR = (lambda v: v is None or isinstance(v, str), "a string or null")
+SETTING_TYPES = {
+    "dataset": (lambda v: v in ("auto", "mnist", "fashion-mnist", "sample"), "a dataset name"),
+    "data_dir": _OPTIONAL_STR,
+    "train_csv": _OPTIONAL_STR,
+    "test_csv": _OPTIONAL_STR,
+    "label_column": _OPTIONAL_STR,
+    "hidden": (
+        lambda v: isinstance(v, list) and v and all(_INT[0](n) for n in v),
+        "a list of ints",
+    ),
+    "activation": (lambda v: v in nn.ACTIVATIONS, f"one of {', '.join(sorted(nn.ACTIVATIONS))}"),
+    "dropout": _NUMBER,
+    "optimizer": (lambda v: v in ("sgd", "adam"), "sgd or adam"),
+    "lr": _NUMBER,
+    "momentum": _NUMBER,
+    "weight_decay": _NUMBER,
+    "epochs": _INT,
+    "batch_size": _INT,
+    "augment": (lambda v: isinstance(v, bool), "true or false"),
+    "seed": _INT,
+}
+OPTIONAL_SETTINGS = {"label_column"}  # added after version 1 of the trainer's checkpoints
+
+
+def resumed_settings(ckpt: tg.Checkpoint) -> dict:
+    """The settings of the --save run that wrote ckpt, each checked; a CheckpointError names the
+    first bad key."""
+    path, extra = ckpt.path, ckpt.extra
+    if not isinstance(extra.get("args"), dict) or "rng" not in extra:
+        raise tg.CheckpointError(
+            f"{path}: not a checkpoint of a --save run; use --load to start from its weights"
+        )
+    settings = extra["args"]
+    for key, (ok, what) in SETTING_TYPES.items():
+        if key not in settings and key in OPTIONAL_SETTINGS:
+            continue
+        if key not in settings:
+            raise tg.CheckpointError(f"{path}: the recorded settings have no {key!r}")
+        if not ok(settings[key]):
+            raise tg.CheckpointError(
+                f"{path}: the recorded setting {key}={settings[key]!r:.60} is not {what}"
+            )
+    if not (_INT[0](extra.get("epoch")) and 0 <= extra["epoch"] <= settings["epochs"]):
+        raise tg.CheckpointError(
+            f"{path}: the recorded epoch {extra.get('epoch')!r:.40} is not a whole number of "
+            f"epochs between 0 and the run's {settings['epochs']}"
+        )
+    history = extra.get("history")
+    if not (isinstance(history, list) and all(isinstance(h, dict) for h in history)):
+        raise tg.CheckpointError(f"{path}: the recorded 'history' is not a list of epochs")
+    schedule = extra.get("schedule")
+    if not (
+        isinstance(schedule, dict)
+        and _INT[0](schedule.get("count"))
+        and _NUMBER[0](schedule.get("base_lr"))
+    ):
+        raise tg.CheckpointError(f"{path}: the recorded 'schedule' is not a cosine schedule state")
+    try:
+        np.random.default_rng().bit_generator.state = extra["rng"]
+    except (TypeError, ValueError, KeyError) as e:
+        raise tg.CheckpointError(f"{path}: the recorded 'rng' is not a PCG64 state ({e})") from None
+    return settings
+
+
+def resume_conflicts(args, settings: dict) -> list[str]:
+    """The flags given beside --resume that would change the run it continues."""
+    changed = []
+    for key in sorted(args.explicit - {"epochs"}):
+        saved, given = settings.get(key, DEFAULTS[key]), getattr(args, key)
+        if (str(given) if key in PATHS and given is not None else given) != saved:
+            shown = " ".join(map(str, saved)) if isinstance(saved, list) else saved
+            changed.append(f"{FLAG[key]} (the run has {shown})")
+    return changed
+
+
+def model_conflicts(args, config: dict) -> list[str]:
+    """The model flags given beside --load that differ from the checkpoint's architecture."""
+    saved = {
+        "hidden": config["sizes"][1:-1],
+        "activation": config["activation"],
+        "dropout": config["dropout"],
+    }
+    return [
+        f"{FLAG[key]} (the checkpoint has {' '.join(map(str, v)) if isinstance(v, list) else v})"
+        for key, v in saved.items()
+        if key in args.explicit and getattr(args, key) != v
+    ]
+
+
+def nonfinite_weights(ckpt: tg.Checkpoint) -> list[str]:
+    return [name for name, a in ckpt.model_state.items() if not np.isfinite(a).all()]
+
+
+def memory_needed(args) -> tuple[int, int]:
+    """(parameters, bytes) a run of this model needs at its peak, in float32: weights, gradients,
+    optimizer buffers, the copies a checkpoint makes, and a batch's activations."""
+    sizes = [28 * 28, *args.hidden, 10]
+    n = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    buffers = 2 if args.optimizer == "adam" else 1
+    copies = 2 + buffers + (1 + buffers if args.save is not None else 0)
+    rows = max(args.batch_size, 1000)  # evaluation runs 1000 rows at a time
+    return n, 4 * (n * copies + 4 * rows * sum(sizes))
+
+
+def outputs(args) -> list[Output]:
+    """Every file this run writes: the one list the output checks run over."""
+    found = []
+    if args.save is not None:
+        found += [
+            Output("--save", args.save, "tinygrad_np checkpoint", is_checkpoint),
+            Output("--save", history_path(args.save), "training history CSV", is_history_csv),
+        ]
+    if args.json is not None:
+        found.append(Output("--json", args.json, "metrics JSON file of this trainer", is_metrics))
+    if args.plot is not None:
+        found.append(Output("--plot", args.plot, f"{args.plot.suffix} picture", is_picture))
+    return found
+
+
+def inputs(args) -> list[tuple[str, Path]]:
+    """Every file this run reads (that an output must never replace)."""
+    found = [
+        (flag, path)
+        for flag, path in (
+            ("--train-csv", args.train_csv),
+            ("--test-csv", args.test_csv),
+            ("--load", args.load),
+            ("--resume", args.resume),
+        )
+        if path is not None
+    ]
+    if args.data_dir is not None and args.data_dir.is_dir():
+        found += [("--data-dir", p) for p in sorted(args.data_dir.iterdir()) if p.is_file()]
+    return found
+
+
+def _head(path: Path, n: int = 4096) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def is_history_csv(path: Path) -> bool:
+    return _head(path, 64).startswith(b"epoch,loss")
+
+
+def is_metrics(path: Path) -> bool:
+    if path.stat().st_size > 1 << 26:
+        return False
+    try:
+        metrics = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(metrics, dict) and {"test_accuracy", "epochs"} <= metrics.keys()
+
+
+def is_picture(path: Path) -> bool:
+    head = _head(path)
+    return head.startswith((b"\x89PNG", b"%PDF")) or b"<svg" in head
+
+
+def check_run(args) -> tuple[tg.Checkpoint | None, tg.Checkpoint | None]:
+    """Check everything before any data is loaded or anything trained; return the (resume, load)
+    checkpoints. Problems with flags exit 2 with one line; a bad checkpoint is a CheckpointError."""
+    fail = build_parser().error
+    for problem in invalid_io(args):
+        fail(problem)
+    resume = load = None
+    if args.resume is not None:
+        resume = tg.load_checkpoint(args.resume)
+        settings = resumed_settings(resume)
+        changed = resume_conflicts(args, settings)
+        if changed:
+            fail(
+                f"--resume {args.resume} continues a run with its own settings; "
+                f"{', '.join(changed)} would change it: drop "
+                f"{'that flag' if len(changed) == 1 else 'those flags'}, or start a new run"
+            )
+        fill_defaults(args, settings)
+        done = resume.extra["epoch"]
+        if args.epochs <= done:
+            fail(
+                f"--resume {args.resume}: the run has finished {done} epochs, so there is "
+                f"nothing to train with --epochs {args.epochs}; give --epochs N > {done} to "
+                f"extend it, or evaluate it with --load {args.resume} --eval-only"
+            )
+        args.save = args.save or args.resume
+    else:
+        fill_defaults(args, DEFAULTS)
+    if args.load is not None:
+        load = tg.load_checkpoint(args.load)
+        config = load.meta.get("model", {}).get("config")
+        if load.meta.get("model", {}).get("class") != "MLP" or not isinstance(config, dict):
+            load.build_model()  # raises the CheckpointError that says what is wrong
+        changed = model_conflicts(args, config)
+        if changed:
+            fail(
+                f"--load {args.load} fixes the model; {', '.join(changed)} would not apply: "
+                f"drop {'that flag' if len(changed) == 1 else 'those flags'}"
+            )
+        bad = nonfinite_weights(load)
+        if bad:
+            fail(
+                f"--load {args.load}: the weights {', '.join(bad[:3])} hold NaN or inf (the run "
+                f"that saved them diverged); load an earlier checkpoint or train anew"
+            )
+        args.hidden, args.activation, args.dropout = (
+            config["sizes"][1:-1],
+            config["activation"],
+            config["dropout"],
+        )
+    for problem in invalid(args):
+        fail(problem if resume is None else f"--resume {args.resume}: recorded setting: {problem}")
+    n, needed = memory_needed(args)
+    have = available_memory()
+    if needed > have:
+        fail(
+            f"--hidden {' '.join(map(str, args.hidden))}: the model has {n:,} parameters and "
+            f"needs about {needed / 1e9:.1f} GB to train; this machine has {have / 1e9:.1f} GB "
+            f"available; choose smaller --hidden sizes"
+        )
+    problems = check_outputs(outputs(args), inputs(args), {("--save", "--resume")})
+    if problems:
+        fail(problems[0])
+    return resume, load
+
+
+# --- training ---
 
 
 def preprocess(images: np.ndarray) -> np.ndarray:
@@ -217,6 +476,11 @@ def predict(model: nn.Module, x: np.ndarray, batch_size: int = 1000) -> np.ndarr
     )
     model.train()
     return out
+
+
+@no_grad()
+def mean_loss(logits: np.ndarray, labels: np.ndarray) -> float:
+    return F.cross_entropy(Tensor(logits), labels).item()
 
 
 def progress(iterable, total: int, desc: str, enabled: bool):
@@ -250,6 +514,14 @@ def make_optimizer(args, params) -> optim.Optimizer:
     return optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
 
 
+def write_text(what: str, path: Path, text: str) -> None:
+    """Write text atomically; a failure is a WriteFailed naming the output and the OS error."""
+    try:
+        tg.data.atomic_write(path, lambda f: f.write(text.encode()))
+    except OSError as e:
+        raise WriteFailed(what, path, e) from None
+
+
 class Run:
     """Everything a checkpoint must hold to continue training exactly where it stopped."""
 
@@ -269,14 +541,18 @@ class Run:
             "history": self.history,
             "rng": self.rng.bit_generator.state,
             "schedule": self.schedule.state_dict(),
-            "args": json_args(args, RESUMED),
+            "args": json_args(args, DEFAULTS),
         }
-        tg.save_checkpoint(args.save, self.model, self.opt, extra=extra)
+        try:
+            tg.save_checkpoint(args.save, self.model, self.opt, extra=extra)
+        except OSError as e:
+            raise WriteFailed("the checkpoint", args.save, e) from None
+        self.saved_epoch = self.epoch
         import pandas as pd
 
-        text = pd.DataFrame(self.history).to_csv(index=False)
-        tg.data.atomic_write(history_path(args.save), lambda f: f.write(text.encode()))
-        self.saved_epoch = self.epoch
+        write_text(
+            "the history", history_path(args.save), pd.DataFrame(self.history).to_csv(index=False)
+        )
 
     def restore(self, ckpt: tg.Checkpoint) -> None:
         extra = ckpt.extra
@@ -285,6 +561,17 @@ class Run:
         self.rng.bit_generator.state = extra["rng"]
         self.history, self.epoch = list(extra["history"]), int(extra["epoch"])
         self.saved_epoch = self.epoch
+
+    def kept(self) -> str:
+        """What is on disk, for the last line of a run that stopped early."""
+        if self.saved_epoch:
+            return (
+                f"the checkpoint {self.args.save} holds epoch {self.saved_epoch}; continue with "
+                f"--resume {self.args.save}"
+            )
+        return "no checkpoint was written" + (
+            "" if self.args.save else " (use --save PATH to keep progress)"
+        )
 
 
 @contextlib.contextmanager
@@ -305,12 +592,19 @@ def json_args(args, keys=None) -> dict:
     return {
         k: (str(v) if isinstance(v, Path) else v)
         for k, v in vars(args).items()
-        if keys is None or k in keys
+        if (keys is None or k in keys) and k != "explicit"
     }
 
 
 def history_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + ".history.csv")
+
+
+def divergence_advice(args, opt) -> str:
+    advice = f"lower --lr (try --lr {args.lr / 10:g})"
+    if args.optimizer == "sgd" and args.momentum >= 0.95:
+        advice += f" or --momentum (it is {args.momentum:g})"
+    return f"(learning rate {opt.lr:.3g}); {advice}"
 
 
 def train(run: Run, data) -> None:
@@ -321,6 +615,7 @@ def train(run: Run, data) -> None:
     n_batches = -(-len(data.x_train) // args.batch_size)
     for epoch in range(run.epoch + 1, args.epochs + 1):
         start = time.perf_counter()
+        lr = opt.lr  # the rate this epoch trains at (the schedule steps after it)
         images = random_shift(data.x_train, 2, rng) if args.augment else data.x_train
         x_train = preprocess(images)
         bar = progress(
@@ -335,9 +630,8 @@ def train(run: Run, data) -> None:
             value = loss.item()
             if not math.isfinite(value):
                 raise NonFiniteLoss(
-                    f"the loss became {value} in epoch {epoch}, step {i + 1}/"
-                    f"{n_batches} (learning rate {opt.lr:.3g}); lower --lr (try "
-                    f"--lr {args.lr / 10:g})"
+                    f"the loss became {value} in epoch {epoch}, step {i + 1}/{n_batches} "
+                    + divergence_advice(args, opt)
                 )
             opt.zero_grad()
             loss.backward()
@@ -349,13 +643,15 @@ def train(run: Run, data) -> None:
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", samples_s=f"{seen / elapsed:.0f}")
         run.schedule.step()
         seconds = time.perf_counter() - start
+        test_logits = predict(model, x_test)
         record = {
             "epoch": epoch,
             "loss": total_loss / seen,
-            "lr": opt.lr,
+            "test_loss": mean_loss(test_logits, data.y_test),
+            "lr": lr,
             "seconds": seconds,
             "train_accuracy": F.accuracy(predict(model, x_train_eval), data.y_train),
-            "test_accuracy": F.accuracy(predict(model, x_test), data.y_test),
+            "test_accuracy": F.accuracy(test_logits, data.y_test),
         }
         run.history.append(record)
         run.epoch = epoch
@@ -369,86 +665,59 @@ def train(run: Run, data) -> None:
         )
 
 
-def confusion_matrix(labels: np.ndarray, predicted: np.ndarray):
+def confusion_table(labels: np.ndarray, predicted: np.ndarray) -> str:
+    """The 10x10 confusion matrix (rows true, columns predicted), every class shown."""
     import pandas as pd
 
-    return pd.crosstab(pd.Series(labels, name="true"), pd.Series(predicted, name="predicted"))
+    counts = mnist_plot.confusion(labels, predicted, 10)
+    names = pd.Index(range(10), name="true")
+    return pd.DataFrame(
+        counts, index=names, columns=pd.Index(range(10), name="predicted")
+    ).to_string()
 
 
-def plot(path: Path, history: list[dict], data, predicted: np.ndarray) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("--plot needs matplotlib: pip install 'tinygrad_np[plot]'", file=sys.stderr)
-        return
-    wrong = np.flatnonzero(predicted != data.y_test)[:16]
-    fig = plt.figure(figsize=(13, 4))
-    grid = fig.add_gridspec(4, 13)  # loss | accuracy | a 4x4 block of misclassified digits
-    ax = fig.add_subplot(grid[:, 0:4])
-    ax.plot([h["epoch"] for h in history], [h["loss"] for h in history], marker="o")
-    ax.set(title="training loss", xlabel="epoch")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax = fig.add_subplot(grid[:, 4:8])
-    for key in ("train_accuracy", "test_accuracy"):
-        ax.plot([h["epoch"] for h in history], [h[key] for h in history], marker="o", label=key)
-    ax.set(title="accuracy", xlabel="epoch")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend()
-    for k, i in enumerate(wrong):
-        ax = fig.add_subplot(grid[k // 4, 9 + k % 4])
-        ax.imshow(data.x_test[i], cmap="gray")
-        ax.set_title(f"{data.y_test[i]}→{predicted[i]}", fontsize=8)
-        ax.axis("off")
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.part.png")
-    fig.savefig(tmp, dpi=80)
-    tmp.replace(path)
-    plt.close(fig)
+def title(args, data, test_accuracy: float) -> str:
+    """One line for the picture: the data, the result and the main settings."""
+    model = f"MLP {[28 * 28, *args.hidden, 10]} {args.activation}, dropout {args.dropout:g}"
+    if args.eval_only:
+        return (
+            f"{data.name}: {len(data.y_test):,} test · accuracy {100 * test_accuracy:.2f}% · "
+            f"{model} · weights from {args.load}"
+        )
+    opt = "SGD (Nesterov)" if args.optimizer == "sgd" else "AdamW"
+    return (
+        f"{data.name}: {len(data.y_train):,} train / {len(data.y_test):,} test · test accuracy "
+        f"{100 * test_accuracy:.2f}% · {model} · {opt} lr {args.lr:g}, {args.epochs} epochs, "
+        f"batch {args.batch_size}{', augmented' if args.augment else ''}"
+    )
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        return run_cli(args)
+        resume, load = check_run(args)
+        return run_cli(args, resume, load)
     except (tg.DataError, tg.data.DownloadError) as e:  # bad data, checkpoint or download: one line
-        print(f"mnist_mlp.py: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    except WriteFailed as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # before training started (training handles its own)
         print("\ninterrupted before training started; nothing was written", file=sys.stderr)
         return 130
 
 
-def run_cli(args) -> int:
-    resume = tg.load_checkpoint(args.resume) if args.resume is not None else None
-    if resume is not None:
-        saved = resume.extra.get("args")
-        if saved is None or "rng" not in resume.extra:
-            raise tg.CheckpointError(
-                f"{args.resume}: not a checkpoint of a --save run; use --load "
-                f"to start from its weights"
-            )
-        epochs = args.epochs
-        for key in RESUMED:
-            value = saved[key]
-            setattr(
-                args,
-                key,
-                Path(value) if key in ("data_dir", "train_csv", "test_csv") and value else value,
-            )
-        args.epochs = epochs or args.epochs
-    args.epochs = args.epochs or DEFAULT_EPOCHS
-
-    data = load_mnist(
-        args.dataset, data_dir=args.data_dir, train_csv=args.train_csv, test_csv=args.test_csv
-    )
+def run_cli(args, resume: tg.Checkpoint | None, load: tg.Checkpoint | None) -> int:
+    if args.train_csv is not None:
+        data = load_csv(args.train_csv, args.test_csv, label_column=args.label_column)
+    else:
+        data = load_mnist(args.dataset, data_dir=args.data_dir, progress=not args.no_progress)
     print(f"data: {data.source}", flush=True)
     init_seed, train_seed = np.random.SeedSequence(args.seed).spawn(2)
     rng = np.random.default_rng(train_seed)
-    if args.load is not None:
-        model = tg.load_checkpoint(args.load).build_model(rng=rng)
+    if load is not None:
+        model = load.build_model(rng=rng)
     else:
         sizes = [28 * 28, *args.hidden, 10]
         model = nn.MLP(sizes, args.activation, args.dropout, rng=np.random.default_rng(init_seed))
@@ -468,15 +737,9 @@ def run_cli(args) -> int:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 train(run, data)  # overflow is caught as a non-finite loss, with advice
         except KeyboardInterrupt:
-            kept = (
-                f"the checkpoint {args.save} holds epoch {run.saved_epoch}; continue with "
-                f"--resume {args.save}"
-                if run.saved_epoch
-                else "no checkpoint was written"
-                + ("" if args.save else " (use --save PATH to keep progress)")
-            )
             print(
-                f"\ninterrupted in epoch {run.epoch + 1} of {args.epochs}; {kept}", file=sys.stderr
+                f"\ninterrupted in epoch {run.epoch + 1} of {args.epochs}; {run.kept()}",
+                file=sys.stderr,
             )
             return 130
         except NonFiniteLoss as e:
@@ -485,10 +748,12 @@ def run_cli(args) -> int:
                 if run.saved_epoch
                 else ""
             )
-            print(f"mnist_mlp.py: stopped: {e}{kept}", file=sys.stderr)
+            print(f"{PROG}: stopped: {e}{kept}", file=sys.stderr)
+            return 1
+        except WriteFailed as e:
+            print(f"{PROG}: error: {e}; {run.kept()}", file=sys.stderr)
             return 1
         train_seconds = time.perf_counter() - start
-    history = run.history
     predicted = predict(model, preprocess(data.x_test)).argmax(axis=1)
     correct = int((predicted == data.y_test).sum())
     test_accuracy = correct / len(data.y_test)
@@ -496,8 +761,8 @@ def run_cli(args) -> int:
         f"test accuracy: {100 * test_accuracy:.2f}% ({correct}/{len(data.y_test)}) "
         f"after {train_seconds:.1f}s of training"
     )
-    print(confusion_matrix(data.y_test, predicted).to_string())
-    if args.save is not None and not args.eval_only:
+    print(confusion_table(data.y_test, predicted))
+    if args.save is not None:
         print(f"saved {args.save} and {history_path(args.save)}")
     if args.json is not None:
         metrics = {
@@ -507,13 +772,23 @@ def run_cli(args) -> int:
             "n_test": len(data.y_test),
             "test_accuracy": test_accuracy,
             "train_seconds": train_seconds,
-            "epochs": history,
+            "epochs": run.history,
             "args": json_args(args),
         }
-        text = json.dumps(metrics, indent=2)
-        tg.data.atomic_write(args.json, lambda f: f.write(text.encode()))
+        write_text("the metrics", args.json, json.dumps(metrics, indent=2))
     if args.plot is not None:
-        plot(args.plot, history, data, predicted)
+        history = [] if args.eval_only else run.history
+        try:
+            mnist_plot.plot(
+                args.plot,
+                history,
+                data.x_test,
+                data.y_test,
+                predicted,
+                title(args, data, test_accuracy),
+            )
+        except OSError as e:
+            raise WriteFailed("the picture", args.plot, e) from None
     return 0
 
 

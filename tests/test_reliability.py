@@ -1,6 +1,10 @@
 """The trainer under abuse, in subprocesses: bad flags and data, Ctrl-C and --resume, SIGKILL while
 writing a checkpoint, and a learning rate that blows up."""
 
+import hashlib
+import json
+import math
+import os
 import signal
 import subprocess
 import sys
@@ -149,3 +153,265 @@ def test_sigkill_while_writing_leaves_the_previous_checkpoint_readable(tmp_path)
         ckpt = tg.load_checkpoint(path)
         assert ckpt.build_model().parameters()[0].shape == (784, 1024)
         assert isinstance(ckpt.extra["i"], int)
+
+
+# --- nothing a user types destroys a file or ends in a traceback ---
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A 60-row training CSV and a 20-row test CSV of real digits: a run takes about a second."""
+    folder = tmp_path_factory.mktemp("tiny")
+    d = tg.data.load_mnist("sample")
+    for name, x, y in (
+        ("train.csv", d.x_train[:60], d.y_train[:60]),
+        ("test.csv", d.x_test[:20], d.y_test[:20]),
+    ):
+        frame = pd.DataFrame(x.reshape(len(x), -1), columns=[f"pixel{i}" for i in range(784)])
+        frame.insert(0, "label", y)
+        frame.to_csv(folder / name, index=False)
+    return folder
+
+
+def quick(tiny):
+    return [
+        "--train-csv",
+        tiny / "train.csv",
+        "--test-csv",
+        tiny / "test.csv",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--no-progress",
+    ]
+
+
+def one_line_error(result, code=2):
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_an_output_never_replaces_an_input_or_another_output(tiny, tmp_path):
+    train = tiny / "train.csv"
+    before = digest(train)
+    line = one_line_error(run(*quick(tiny), "--save", train))
+    assert f"--save {train}: is the input of --train-csv" in line
+    line = one_line_error(
+        run(*quick(tiny), "--save", tmp_path / "k.npz", "--json", tmp_path / "k.npz")
+    )
+    assert "--json" in line and "--save writes the same file" in line
+    assert digest(train) == before and not (tmp_path / "k.npz").exists()
+
+
+def test_save_refuses_to_overwrite_what_is_not_its_own(tiny, tmp_path):
+    notes = tmp_path / "notes.history.csv"
+    notes.write_text("my,own,notes\n")
+    line = one_line_error(run(*quick(tiny), "--save", tmp_path / "notes.npz"))
+    assert f"--save {notes}: exists and is not a training history CSV" in line
+    assert notes.read_text() == "my,own,notes\n" and not (tmp_path / "notes.npz").exists()
+    other = tmp_path / "model.npz"
+    other.write_bytes(b"not a checkpoint")
+    line = one_line_error(run(*quick(tiny), "--save", other))
+    assert "exists and is not a tinygrad_np checkpoint; refusing to overwrite it" in line
+    assert other.read_bytes() == b"not a checkpoint"
+    # our own outputs are replaced on a second run
+    ok = [*quick(tiny), "--save", tmp_path / "run.npz", "--json", tmp_path / "m.json"]
+    assert run(*ok).returncode == 0 and run(*ok).returncode == 0
+
+
+def test_load_and_save_to_the_same_checkpoint_is_refused(tiny, tmp_path):
+    ckpt = tmp_path / "k.npz"
+    assert run(*quick(tiny), "--save", ckpt).returncode == 0
+    before = digest(ckpt)
+    line = one_line_error(run(*quick(tiny), "--load", ckpt, "--save", ckpt))
+    assert "is the input of --load" in line and digest(ckpt) == before
+
+
+@pytest.mark.parametrize(
+    "flag, where, message",
+    [
+        ("--save", "file/k.npz", "file is a file, not a folder"),
+        ("--save", ".", "is a directory; give a file name inside it"),
+        ("--json", ".", "is a directory; give a file name inside it"),
+        ("--plot", "run.jpg", "unknown picture format .jpg; end the name in .png, .pdf, .svg"),
+        ("--plot", "run", "unknown picture format (none)"),
+    ],
+)
+def test_bad_output_paths_exit_2_before_anything_is_loaded(tiny, tmp_path, flag, where, message):
+    (tmp_path / "file").write_text("x")
+    result = run(*quick(tiny), flag, tmp_path / where)
+    assert message in one_line_error(result) and result.stdout == ""
+
+
+def test_a_failing_write_during_training_ends_in_one_line_and_exit_1(tiny, tmp_path):
+    def small_files():  # files over 64 kB fail with EFBIG ("File too large"), as a full disk would
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, resource.RLIM_INFINITY))
+
+    ckpt = tmp_path / "k.npz"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, quick(tiny)), "--hidden", "64", "--save", ckpt],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=small_files,
+    )
+    line = one_line_error(result, code=1)
+    assert line.startswith(f"mnist_mlp.py: error: could not write the checkpoint {ckpt}: ")
+    assert line.endswith("no checkpoint was written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no temporary left behind
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+        (["--momentum", "2"], "--momentum must be in [0, 1), got 2.0"),
+        (["--momentum", "nan"], "--momentum must be in [0, 1), got nan"),
+        (["--weight-decay", "nan"], "--weight-decay must be a finite number >= 0, got nan"),
+        (["--weight-decay", "inf"], "--weight-decay must be a finite number >= 0, got inf"),
+        (["--dropout", "nan"], "--dropout must be in [0, 1), got nan"),
+        (["--label-column", "digit"], "--label-column needs --train-csv"),
+        (["--eval-only", "--load", __file__, "--save", "x.npz"], "--eval-only trains nothing"),
+    ],
+)
+def test_more_bad_flags_exit_2_with_one_line(flags, message):
+    result = run(*SMALL, *flags)
+    assert message in one_line_error(result) and result.stdout == ""
+
+
+def test_a_model_too_big_for_memory_is_refused_before_the_data_loads():
+    result = run(*SMALL, "--hidden", "100000000")
+    line = one_line_error(result)
+    assert result.stdout == ""
+    assert "the model has 79,500,000,010 parameters and needs about" in line
+    assert "GB available; choose smaller --hidden sizes" in line
+
+
+def test_a_one_row_csv_is_one_line(tmp_path, tiny):
+    rows = (tiny / "train.csv").read_text().splitlines()[:2]
+    (tmp_path / "one.csv").write_text("\n".join(rows) + "\n")
+    line = one_line_error(run("--train-csv", tmp_path / "one.csv", "--no-progress"))
+    assert "1 data row; holding 1/6 out for testing needs at least 2 rows" in line
+
+
+def edit_meta(path, edit):
+    """Rewrite a checkpoint's JSON metadata by hand, as a user with a text editor might."""
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays["meta"]))
+    edit(meta["extra"])
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda e: e["args"].pop("hidden"), "the recorded settings have no 'hidden'"),
+        (lambda e: e["args"].update(lr="fast"), "the recorded setting lr='fast' is not a number"),
+        (
+            lambda e: e["args"].update(batch_size=0),
+            "recorded setting: --batch-size must be at least 1",
+        ),
+        (lambda e: e.update(epoch="one"), "the recorded epoch 'one' is not a whole number"),
+        (lambda e: e.update(rng={"state": 1}), "the recorded 'rng' is not a PCG64 state"),
+        (lambda e: e.update(schedule=[]), "the recorded 'schedule' is not a cosine schedule"),
+        (lambda e: e.pop("history"), "the recorded 'history' is not a list of epochs"),
+    ],
+)
+def test_hand_edited_checkpoint_settings_are_one_line(tiny, tmp_path, edit, message):
+    ckpt = tmp_path / "k.npz"
+    assert run(*quick(tiny), "--epochs", "2", "--save", ckpt).returncode == 0
+    meta = tg.load_checkpoint(ckpt).extra
+    meta_epoch = meta["epoch"]
+    edit_meta(ckpt, lambda e: (e.update(epoch=1), edit(e)))
+    line = one_line_error(run("--resume", ckpt, "--epochs", "3", "--no-progress"))
+    assert str(ckpt) in line and message in line, line
+    assert meta_epoch == 2
+
+
+def test_resume_refuses_flags_that_would_change_the_run(tiny, tmp_path):
+    ckpt = tmp_path / "k.npz"
+    assert run(*quick(tiny), "--epochs", "2", "--save", ckpt).returncode == 0
+    edit_meta(ckpt, lambda e: e.update(epoch=1))
+    line = one_line_error(
+        run(
+            "--resume", ckpt, "--hidden", "128", "--lr", "0.5", "--batch-size", "7", "--hidden", "8"
+        )
+    )
+    assert "--batch-size (the run has 128), --lr (the run has 0.05) would change it" in line
+    assert "--hidden" not in line.split("would change")[0].split("settings;")[1]  # same value
+    line = one_line_error(run("--resume", ckpt, "--epochs", "1", "--no-progress"))
+    assert "the run has finished 1 epochs, so there is nothing to train with --epochs 1" in line
+    resumed = run("--resume", ckpt, "--no-progress", "--batch-size", "128")  # the same value
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {ckpt} after epoch 1 of 2" in resumed.stdout
+
+
+def test_load_refuses_model_flags_and_non_finite_weights(tiny, tmp_path):
+    ckpt = tmp_path / "k.npz"
+    assert run(*quick(tiny), "--save", ckpt).returncode == 0
+    line = one_line_error(
+        run(
+            "--load",
+            ckpt,
+            "--eval-only",
+            "--hidden",
+            "128",
+            "--activation",
+            "tanh",
+            *quick(tiny)[:4],
+        )
+    )
+    assert "--load" in line and "--activation (the checkpoint has relu)" in line
+    assert "--hidden (the checkpoint has 8)" in line
+    model = tg.load_checkpoint(ckpt).build_model()
+    model.parameters()[0].data[0, 0] = np.nan
+    tg.save_checkpoint(tmp_path / "nan.npz", model)
+    line = one_line_error(run("--load", tmp_path / "nan.npz", "--eval-only", *quick(tiny)[:4]))
+    assert "the weights linears.0.weight hold NaN or inf" in line
+
+
+def test_history_records_the_rate_each_epoch_trained_at_and_the_test_loss(tiny, tmp_path):
+    ckpt = tmp_path / "k.npz"
+    result = run(*quick(tiny), "--epochs", "3", "--save", ckpt)
+    assert result.returncode == 0, result.stderr
+    history = pd.read_csv(tmp_path / "k.history.csv")
+    schedule = [0.05 * (1 + math.cos(math.pi * e / 3)) / 2 for e in range(3)]
+    np.testing.assert_allclose(history["lr"], schedule)
+    assert list(history.columns) == [
+        "epoch",
+        "loss",
+        "test_loss",
+        "lr",
+        "seconds",
+        "train_accuracy",
+        "test_accuracy",
+    ]
+    assert (history["test_loss"] > 0).all()
+    header = next(line for line in result.stdout.splitlines() if line.startswith("predicted"))
+    assert header.split()[1:] == [str(c) for c in range(10)]  # every class, predicted or not
+
+
+def test_plot_needs_matplotlib_before_training(tiny, tmp_path):
+    (tmp_path / "sitecustomize.py").write_text("import sys; sys.modules['matplotlib'] = None\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, quick(tiny)), "--plot", tmp_path / "p.png"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert "--plot needs matplotlib" in one_line_error(result) and result.stdout == ""
