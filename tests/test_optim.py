@@ -159,3 +159,12 @@ def test_sgd_momentum_with_weight_decay_on_a_0d_parameter_keeps_its_buffer():
         x -= 0.1 * buf
     assert type(opt.state["momentum_buffer"][0]) is np.ndarray
     np.testing.assert_allclose(p.data, x, rtol=1e-12)
+
+
+def test_load_state_dict_names_a_value_that_is_not_a_number():
+    opt = optim.SGD([Tensor(np.ones(2), requires_grad=True)], lr=0.1, momentum=0.9)
+    state = opt.state_dict()
+    with pytest.raises(ValueError, match=r"SGD.load_state_dict: lr='x' is not a number"):
+        opt.load_state_dict({**state, "lr": "x"})
+    with pytest.raises(ValueError, match=r"SGD.load_state_dict: steps='2.5' is not a whole"):
+        opt.load_state_dict({**state, "steps": "2.5"})

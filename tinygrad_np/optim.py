@@ -84,11 +84,19 @@ class Optimizer:
                     bufs[i] = arr.astype(p.dtype, copy=True)
                 else:
                     bufs[i] = None
-        for name in self.hyperparameters:
-            if name in state:
-                value = state[name]
-                setattr(self, name, tuple(map(float, value)) if np.ndim(value) else float(value))
-        self.steps = int(state.get("steps", 0))
+        for name in (*self.hyperparameters, "steps"):
+            value = state.get(name, getattr(self, name) if name != "steps" else 0)
+            try:
+                if name == "steps":
+                    value = int(value)
+                else:
+                    value = tuple(map(float, value)) if np.ndim(value) else float(value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: {name}={value!r:.40} is not a "
+                    f"{'whole number' if name == 'steps' else 'number'}"
+                ) from None
+            setattr(self, name, value)
 
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={getattr(self, k)}" for k in self.hyperparameters)
