@@ -294,7 +294,30 @@ def resumed_settings(ckpt: tg.Checkpoint) -> dict:
         np.random.default_rng().bit_generator.state = extra["rng"]
     except (TypeError, ValueError, KeyError) as e:
         raise tg.CheckpointError(f"{path}: the recorded 'rng' is not a PCG64 state ({e})") from None
+    if (schedule["count"], schedule["base_lr"]) != (extra["epoch"], settings["lr"]):
+        raise tg.CheckpointError(
+            f"{path}: the recorded schedule (step {schedule['count']}, base rate "
+            f"{schedule['base_lr']}) is not that of epoch {extra['epoch']} of a run at --lr "
+            f"{settings['lr']}"
+        )
+    check_optimizer_state(ckpt, settings)
     return settings
+
+
+def check_optimizer_state(ckpt: tg.Checkpoint, settings: dict) -> None:
+    """The optimizer a --save run recorded must be the one its settings describe."""
+    sgd = settings["optimizer"] == "sgd"
+    expected = {"class": "SGD" if sgd else "AdamW", "weight_decay": settings["weight_decay"]}
+    if sgd:
+        expected.update(momentum=settings["momentum"], nesterov=settings["momentum"] > 0)
+    state = ckpt.optimizer_state
+    found = {"class": ckpt.optimizer_class, **{k: state.get(k) for k in expected if k != "class"}}
+    wrong = [f"{k} {found[k]!r:.30} (expected {v!r})" for k, v in expected.items() if found[k] != v]
+    if wrong:
+        raise tg.CheckpointError(
+            f"{ckpt.path}: the recorded optimizer state does not match the run's settings: "
+            f"{', '.join(wrong)}; the file was edited or is not from this trainer"
+        )
 
 
 def resume_conflicts(args, settings: dict) -> list[str]:
@@ -448,8 +471,11 @@ def check_run(args) -> tuple[tg.Checkpoint | None, tg.Checkpoint | None]:
     n, needed = memory_needed(args)
     have = available_memory()
     if needed > have:
+        given = f"--hidden {' '.join(map(str, args.hidden))}"
+        if "hidden" not in args.explicit and (resume or load) is not None:
+            given = f"{'--resume' if resume else '--load'} {(resume or load).path}: its {given}"
         fail(
-            f"--hidden {' '.join(map(str, args.hidden))}: the model has {n:,} parameters and "
+            f"{given}: the model has {n:,} parameters and "
             f"needs about {needed / 1e9:.1f} GB to train; this machine has {have / 1e9:.1f} GB "
             f"available; choose smaller --hidden sizes"
         )

@@ -305,12 +305,13 @@ def test_a_one_row_csv_is_one_line(tmp_path, tiny):
     assert "1 data row; holding 1/6 out for testing needs at least 2 rows" in line
 
 
-def edit_meta(path, edit):
-    """Rewrite a checkpoint's JSON metadata by hand, as a user with a text editor might."""
+def edit_meta(path, edit, whole=False):
+    """Rewrite a checkpoint's JSON metadata (its 'extra' part, or all of it) by hand, as a user
+    with a text editor might."""
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     meta = json.loads(str(arrays["meta"]))
-    edit(meta["extra"])
+    edit(meta if whole else meta["extra"])
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
 
@@ -335,16 +336,35 @@ def test_hand_edited_checkpoint_settings_are_one_line(tiny, tmp_path, edit, mess
     assert run(*quick(tiny), "--epochs", "2", "--save", ckpt).returncode == 0
     meta = tg.load_checkpoint(ckpt).extra
     meta_epoch = meta["epoch"]
-    edit_meta(ckpt, lambda e: (e.update(epoch=1), edit(e)))
+    edit_meta(ckpt, lambda e: (e.update(epoch=1, schedule={**e["schedule"], "count": 1}), edit(e)))
     line = one_line_error(run("--resume", ckpt, "--epochs", "3", "--no-progress"))
     assert str(ckpt) in line and message in line, line
     assert meta_epoch == 2
 
 
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m["optimizer"]["state"].update(momentum=-3), "momentum -3 (expected 0.9)"),
+        (lambda m: m["optimizer"].update({"class": "AdamW"}), "class 'AdamW' (expected 'SGD')"),
+        (lambda m: m.pop("optimizer"), "class None (expected 'SGD')"),
+        (lambda m: m["optimizer"]["state"].update(lr="x"), "SGD.load_state_dict: lr='x' is not"),
+        (lambda m: m["extra"]["schedule"].update(count=-5), "the recorded schedule (step -5"),
+    ],
+)
+def test_a_resumed_optimizer_must_be_the_runs(tiny, tmp_path, edit, message):
+    ckpt = tmp_path / "k.npz"
+    assert run(*quick(tiny), "--epochs", "2", "--save", ckpt).returncode == 0
+    edit_meta(ckpt, lambda e: e.update(epoch=1, schedule={**e["schedule"], "count": 1}))
+    edit_meta(ckpt, edit, whole=True)
+    line = one_line_error(run("--resume", ckpt, "--no-progress"))
+    assert str(ckpt) in line and message in line, line
+
+
 def test_resume_refuses_flags_that_would_change_the_run(tiny, tmp_path):
     ckpt = tmp_path / "k.npz"
     assert run(*quick(tiny), "--epochs", "2", "--save", ckpt).returncode == 0
-    edit_meta(ckpt, lambda e: e.update(epoch=1))
+    edit_meta(ckpt, lambda e: e.update(epoch=1, schedule={**e["schedule"], "count": 1}))
     line = one_line_error(
         run(
             "--resume", ckpt, "--hidden", "128", "--lr", "0.5", "--batch-size", "7", "--hidden", "8"
