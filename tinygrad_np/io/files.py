@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,31 +18,45 @@ class DataError(ValueError):
     """A data file is missing, corrupt, truncated or not what it claims to be; the message names it."""
 
 
+STALE_AFTER_S = 60.0  # a temporary this old whose writer is gone is removed by the next write
+
+
+def _umask() -> int:
+    """The process umask: read from /proc where it is shown, else set and restored (not thread-safe)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def _new_file_mode(path: Path) -> int:
     """The mode path keeps if it exists, else what open() would give a new file under the umask."""
     with contextlib.suppress(OSError):
         return stat.S_IMODE(path.stat().st_mode)
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    return 0o666 & ~_umask()
 
 
 def _remove_stale_parts(path: Path) -> None:
-    """Delete temporaries of path left by a writer that was killed (its process no longer exists)."""
-    prefix = f".{path.name}."
+    """Delete temporaries of path (`.<name>.<pid>.<random>.part`) that a killed writer left: its
+    process no longer exists and the file has not changed for STALE_AFTER_S seconds."""
+    if os.name != "posix":  # os.kill(pid, 0) probes a process only on POSIX
+        return
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.([0-9]+)\.[A-Za-z0-9_]+\.part")
+    now = time.time()
     with contextlib.suppress(OSError):
         for entry in os.scandir(path.parent):
-            name = entry.name
-            if not (name.startswith(prefix) and name.endswith(".part")):
-                continue
-            pid = name[len(prefix) :].split(".", 1)[0]
-            if not pid.isdigit() or int(pid) == os.getpid():
+            match = pattern.fullmatch(entry.name)
+            if match is None or int(match[1]) == os.getpid():
                 continue
             try:
-                os.kill(int(pid), 0)
+                os.kill(int(match[1]), 0)
             except ProcessLookupError:  # the writer is gone: nobody will finish this file
                 with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+                    if now - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S:
+                        os.unlink(entry.path)
             except OSError:  # alive, but another user's process
                 pass
 
@@ -49,14 +65,16 @@ def atomic_write(path, write) -> None:
     """Call write(file) on a temporary file beside path, fsync it, then rename it over path.
 
     The temporary is named `.<name>.<pid>.<random>.part`; one that a killed writer left behind is
-    removed by the next write to the same path. The file gets the mode of the file it replaces, or
+    removed by a later write to the same path (once it is STALE_AFTER_S old). The file gets the mode of the file it replaces, or
     the umask's default for a new file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_parts(path)
     mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent
+    )
     try:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, mode)
@@ -87,14 +105,15 @@ class Output:
 
 def _writable_folder(path: Path) -> str | None:
     """None if path's folder exists, or can be created, and a file can be written in it; else why."""
-    folder = path.parent
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
+    existing = path.parent
+    while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
-    if not existing.is_dir():
+    if not os.path.isdir(existing):
         return f"{existing} is a file, not a folder"
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=existing)
+    try:  # a probe named like the temporary atomic_write makes (so a name too long fails here)
+        fd, probe = tempfile.mkstemp(
+            prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=existing
+        )
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
@@ -103,11 +122,23 @@ def _writable_folder(path: Path) -> str | None:
 
 
 def _same_file(a: Path, b: Path) -> bool:
-    if a == b:
+    """Whether a and b name one file: the same path once links are resolved, or the same inode."""
+    if os.path.realpath(a) == os.path.realpath(b):
         return True
     try:
         return os.path.samefile(a, b)
     except OSError:
+        return False
+
+
+def _is_replaceable(out: Output, path: Path) -> bool:
+    """Whether the existing path may be replaced by out: a regular file passing out's test (a test
+    that fails to read the file, or a FIFO or device, which must not even be opened, says no)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        return out.replaceable is None or bool(out.replaceable(path))
+    except (OSError, ValueError, RecursionError):
         return False
 
 
@@ -120,14 +151,16 @@ def check_outputs(
 
     An output must not be a directory, an input (inputs: (flag, file) pairs; except the (output flag,
     input flag) pairs in may_replace, such as a run continuing its own checkpoint), or another
-    output; its folder must be creatable and writable (probed with a temporary file); an existing
-    file there must pass the output's `replaceable` test.
+    output (paths compared with links resolved); its folder must be creatable and writable (probed
+    with a temporary file of the name's length); an existing file there must be a regular file
+    that passes the output's `replaceable` test. Paths are taken as given (no `~` expansion: the
+    file checked is the file written).
     """
     inputs, problems, seen = list(inputs), [], {}
     for out in outputs:
-        path = Path(os.path.abspath(out.path.expanduser()))
+        path = Path(os.path.abspath(out.path))
         name = f"{out.flag} {out.path}"
-        if path.is_dir():
+        if os.path.isdir(path):
             problems.append(f"{name}: is a directory; give a file name inside it")
             continue
         why = _writable_folder(path)
@@ -147,7 +180,7 @@ def check_outputs(
             problems.append(f"{name}: {twin} writes the same file; give each output its own path")
             continue
         seen[path] = out.flag
-        if path.exists() and out.replaceable is not None and not out.replaceable(path):
+        if os.path.lexists(path) and not _is_replaceable(out, path):
             problems.append(
                 f"{name}: exists and is not a {out.what}; refusing to overwrite it (move it "
                 f"away or choose another path)"
