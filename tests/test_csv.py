@@ -77,3 +77,19 @@ def test_an_idx_folder_with_an_empty_set_is_refused(tmp_path, empty):
         write_idx(tmp_path / f"{stem}-labels-idx1-ubyte.gz", np.zeros(n, np.uint8))
     with pytest.raises(DataError, match=rf"{empty}-images-idx3-ubyte.gz: holds 0 images"):
         data.load_mnist(data_dir=tmp_path)
+
+
+def test_a_headerless_file_whose_first_column_is_constant_is_refused(tmp_path):
+    f = frame(20)
+    f = f[[*f.columns[1:], "label"]].copy()  # the label last, no header: column 0 is a pixel
+    f["pixel0"] = 0
+    path = tmp_path / "last.csv"
+    f.to_csv(path, index=False, header=False)
+    with pytest.raises(DataError, match=rf"^{path}: no header, and the first column, taken as the "
+                       r"label, is 0 on every line: it looks like a pixel column"):
+        data.read_mnist_csv(path)
+    np.testing.assert_array_equal(data.read_mnist_csv(path, label_column=784)[1], f["label"])
+    same = frame(3)
+    same["label"] = 7
+    same.to_csv(path, index=False, header=False)
+    assert (data.read_mnist_csv(path, label_column=0)[1] == 7).all()  # when it really is

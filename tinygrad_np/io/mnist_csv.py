@@ -20,7 +20,8 @@ def read_mnist_csv(path, label_column: str | int | None = None) -> tuple[np.ndar
     The label column is label_column (a header name, or a 0-based column number) when given;
     otherwise the layout must be one of: a header naming a 'label' column, anywhere (Kaggle's
     Digit Recognizer train.csv), or no header with the label first (mnist_train.csv /
-    mnist_test.csv). A header without a 'label' column is refused rather than guessed. Messages
+    mnist_test.csv). A header without a 'label' column is refused rather than guessed, and so is a
+    headerless file whose first column is one value throughout (a pixel column). Messages
     give file line numbers (1-based, the header counted).
     """
     import pandas as pd  # a runtime dependency, imported where it is used
@@ -58,6 +59,17 @@ def read_mnist_csv(path, label_column: str | int | None = None) -> tuple[np.ndar
     if np.isnan(values).any():
         row = int(np.flatnonzero(np.isnan(values).any(axis=1))[0])
         raise DataError(f"{path}: missing value on line {row + first_line}")
+    if (
+        header is None
+        and label_column is None
+        and len(values) > 1
+        and (values[:, 0] == values[0, 0]).all()
+    ):
+        raise DataError(
+            f"{path}: no header, and the first column, taken as the label, is {values[0, 0]:g} on "
+            f"every line: it looks like a pixel column; give the label column's 0-based number "
+            f"with --label-column (label_column=), or 0 if every label really is {values[0, 0]:g}"
+        )
     labels = values[:, label_col]
     pixels = np.delete(values, label_col, axis=1)
     bad = (pixels < 0) | (pixels > 255) | (pixels != np.round(pixels))
