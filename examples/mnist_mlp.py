@@ -20,6 +20,7 @@ import contextlib
 import importlib.util
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -59,7 +60,6 @@ DEFAULTS = {
     "seed": 0,
 }
 PATHS = ("data_dir", "train_csv", "test_csv")
-MODEL = ("hidden", "activation", "dropout")  # what a --load checkpoint fixes
 FLAG = {key: "--" + key.replace("_", "-") for key in DEFAULTS}
 
 
@@ -191,12 +191,12 @@ def invalid(args) -> list[str]:
         problems.append(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.seed < 0:
         problems.append(f"--seed must be a non-negative integer, got {args.seed}")
-    if args.data_dir is not None and not args.data_dir.is_dir():
+    if args.data_dir is not None and not os.path.isdir(args.data_dir):
         problems.append(f"--data-dir {args.data_dir}: no such directory")
     if args.data_dir is not None and args.train_csv is not None:
         problems.append("give --data-dir or --train-csv, not both")
     for flag, path in (("--train-csv", args.train_csv), ("--test-csv", args.test_csv)):
-        if path is not None and not path.is_file():
+        if path is not None and not os.path.isfile(path):
             problems.append(f"{flag} {path}: no such file")
     if args.test_csv is not None and args.train_csv is None:
         problems.append("--test-csv needs --train-csv")
@@ -215,7 +215,7 @@ def invalid_io(args) -> list[str]:
     if args.eval_only and args.save is not None:
         problems.append("--eval-only trains nothing, so --save would write nothing; drop one")
     for flag, path in (("--load", args.load), ("--resume", args.resume)):
-        if path is not None and not path.is_file():
+        if path is not None and not os.path.isfile(path):
             problems.append(f"{flag} {path}: no such file")
     if args.plot is not None:
         if args.plot.suffix.lower() not in mnist_plot.PLOT_FORMATS:
@@ -254,6 +254,7 @@ SETTING_TYPES = {
     "augment": (lambda v: isinstance(v, bool), "true or false"),
     "seed": _INT,
 }
+RECORD = ("epoch", "loss", "lr", "train_accuracy", "test_accuracy")  # in every history entry
 OPTIONAL_SETTINGS = {"label_column"}  # added after version 1 of the trainer's checkpoints
 
 
@@ -281,8 +282,15 @@ def resumed_settings(ckpt: tg.Checkpoint) -> dict:
             f"epochs between 0 and the run's {settings['epochs']}"
         )
     history = extra.get("history")
-    if not (isinstance(history, list) and all(isinstance(h, dict) for h in history)):
-        raise tg.CheckpointError(f"{path}: the recorded 'history' is not a list of epochs")
+    if not (
+        isinstance(history, list)
+        and all(isinstance(h, dict) and all(_NUMBER[0](h.get(k)) for k in RECORD) for h in history)
+        and [h["epoch"] for h in history] == list(range(1, extra["epoch"] + 1))
+    ):
+        raise tg.CheckpointError(
+            f"{path}: the recorded 'history' is not a list of epochs 1 to {extra['epoch']}, each "
+            f"with {', '.join(RECORD)}"
+        )
     schedule = extra.get("schedule")
     if not (
         isinstance(schedule, dict)
@@ -292,7 +300,7 @@ def resumed_settings(ckpt: tg.Checkpoint) -> dict:
         raise tg.CheckpointError(f"{path}: the recorded 'schedule' is not a cosine schedule state")
     try:
         np.random.default_rng().bit_generator.state = extra["rng"]
-    except (TypeError, ValueError, KeyError) as e:
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
         raise tg.CheckpointError(f"{path}: the recorded 'rng' is not a PCG64 state ({e})") from None
     if (schedule["count"], schedule["base_lr"]) != (extra["epoch"], settings["lr"]):
         raise tg.CheckpointError(
@@ -325,7 +333,9 @@ def resume_conflicts(args, settings: dict) -> list[str]:
     changed = []
     for key in sorted(args.explicit - {"epochs"}):
         saved, given = settings.get(key, DEFAULTS[key]), getattr(args, key)
-        if (str(given) if key in PATHS and given is not None else given) != saved:
+        if key in PATHS and None not in (saved, given):
+            saved, given = os.path.realpath(saved), os.path.realpath(given)
+        if given != saved:
             shown = " ".join(map(str, saved)) if isinstance(saved, list) else saved
             changed.append(f"{FLAG[key]} (the run has {shown})")
     return changed
@@ -387,8 +397,11 @@ def inputs(args) -> list[tuple[str, Path]]:
         )
         if path is not None
     ]
-    if args.data_dir is not None and args.data_dir.is_dir():
-        found += [("--data-dir", p) for p in sorted(args.data_dir.iterdir()) if p.is_file()]
+    if args.data_dir is not None:
+        with contextlib.suppress(OSError):
+            found += [
+                ("--data-dir", p) for p in sorted(args.data_dir.iterdir()) if os.path.isfile(p)
+            ]
     return found
 
 
@@ -433,11 +446,17 @@ def check_run(args) -> tuple[tg.Checkpoint | None, tg.Checkpoint | None]:
                 f"{', '.join(changed)} would change it: drop "
                 f"{'that flag' if len(changed) == 1 else 'those flags'}, or start a new run"
             )
+        bad = nonfinite_weights(resume)
+        if bad:
+            fail(
+                f"--resume {args.resume}: the weights {', '.join(bad[:3])} hold NaN or inf (the "
+                f"run diverged before it was saved); start a new run with a lower --lr"
+            )
         fill_defaults(args, settings)
         done = resume.extra["epoch"]
         if args.epochs <= done:
             fail(
-                f"--resume {args.resume}: the run has finished {done} epochs, so there is "
+                f"--resume {args.resume}: the run has finished {done} epoch{'s' * (done != 1)}, so there is "
                 f"nothing to train with --epochs {args.epochs}; give --epochs N > {done} to "
                 f"extend it, or evaluate it with --load {args.resume} --eval-only"
             )
@@ -449,6 +468,13 @@ def check_run(args) -> tuple[tg.Checkpoint | None, tg.Checkpoint | None]:
         config = load.meta.get("model", {}).get("config")
         if load.meta.get("model", {}).get("class") != "MLP" or not isinstance(config, dict):
             load.build_model()  # raises the CheckpointError that says what is wrong
+        for key in ("activation", "dropout"):
+            ok, what = SETTING_TYPES[key]
+            if not ok(config.get(key)):
+                raise tg.CheckpointError(
+                    f"{args.load}: the recorded architecture's {key} "
+                    f"{config.get(key)!r:.40} is not {what}"
+                )
         changed = model_conflicts(args, config)
         if changed:
             fail(
@@ -475,9 +501,9 @@ def check_run(args) -> tuple[tg.Checkpoint | None, tg.Checkpoint | None]:
         if "hidden" not in args.explicit and (resume or load) is not None:
             given = f"{'--resume' if resume else '--load'} {(resume or load).path}: its {given}"
         fail(
-            f"{given}: the model has {n:,} parameters and "
+            f"{given}: the model has {n:,} parameters and with --batch-size {args.batch_size} "
             f"needs about {needed / 1e9:.1f} GB to train; this machine has {have / 1e9:.1f} GB "
-            f"available; choose smaller --hidden sizes"
+            f"available; choose smaller --hidden sizes (or a smaller --batch-size)"
         )
     problems = check_outputs(outputs(args), inputs(args), {("--save", "--resume")})
     if problems:
@@ -599,6 +625,12 @@ class Run:
             "" if self.args.save else " (use --save PATH to keep progress)"
         )
 
+    def kept_after(self) -> str:
+        """What is on disk once training is over, for a run that stopped while reporting."""
+        if self.args.save is not None and self.saved_epoch:
+            return f"the checkpoint {self.args.save} holds all {self.saved_epoch} epochs"
+        return "the results printed above are all that was kept"
+
 
 @contextlib.contextmanager
 def sigint_deferred():
@@ -614,9 +646,10 @@ def sigint_deferred():
 
 
 def json_args(args, keys=None) -> dict:
-    """The flags (all, or those in keys) as JSON-able values: paths become strings."""
+    """The flags (all, or those in keys) as JSON-able values: paths become absolute strings, so a
+    run resumed from another folder reads the same files."""
     return {
-        k: (str(v) if isinstance(v, Path) else v)
+        k: (os.path.abspath(v) if isinstance(v, Path) else v)
         for k, v in vars(args).items()
         if (keys is None or k in keys) and k != "explicit"
     }
@@ -729,9 +762,14 @@ def main(argv=None) -> int:
     except WriteFailed as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # before training started (training handles its own)
+    except KeyboardInterrupt:  # before training started (training and reporting handle their own)
         print("\ninterrupted before training started; nothing was written", file=sys.stderr)
         return 130
+    except (
+        OSError
+    ) as e:  # a file or folder the checks could not read (permissions, a name too long)
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
 
 
 def run_cli(args, resume: tg.Checkpoint | None, load: tg.Checkpoint | None) -> int:
@@ -740,6 +778,8 @@ def run_cli(args, resume: tg.Checkpoint | None, load: tg.Checkpoint | None) -> i
     else:
         data = load_mnist(args.dataset, data_dir=args.data_dir, progress=not args.no_progress)
     print(f"data: {data.source}", flush=True)
+    if args.dataset == "auto" and data.name in ("mnist", "sample"):
+        args.dataset = data.name  # recorded as used: a resumed run must not switch data sets
     init_seed, train_seed = np.random.SeedSequence(args.seed).spawn(2)
     rng = np.random.default_rng(train_seed)
     if load is not None:
@@ -780,6 +820,19 @@ def run_cli(args, resume: tg.Checkpoint | None, load: tg.Checkpoint | None) -> i
             print(f"{PROG}: error: {e}; {run.kept()}", file=sys.stderr)
             return 1
         train_seconds = time.perf_counter() - start
+    try:
+        report(args, data, model, run, train_seconds)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted after training; {run.kept_after()}", file=sys.stderr)
+        return 130
+    except WriteFailed as e:
+        print(f"{PROG}: error: {e}; {run.kept_after()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def report(args, data, model, run: Run, train_seconds: float) -> None:
+    """Evaluate, print the result and the confusion matrix, write --json and --plot."""
     predicted = predict(model, preprocess(data.x_test)).argmax(axis=1)
     correct = int((predicted == data.y_test).sum())
     test_accuracy = correct / len(data.y_test)
@@ -815,7 +868,6 @@ def run_cli(args, resume: tg.Checkpoint | None, load: tg.Checkpoint | None) -> i
             )
         except OSError as e:
             raise WriteFailed("the picture", args.plot, e) from None
-    return 0
 
 
 if __name__ == "__main__":

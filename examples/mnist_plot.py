@@ -287,7 +287,10 @@ def plot(path, history, images, labels, predicted, title, classes=None) -> None:
     fig = plt.figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     try:
         fig.suptitle(
-            _heading(title), fontsize=13 if len(str(title)) <= 130 else 12, fontweight="bold"
+            _heading(title),
+            fontsize=13 if len(str(title)) <= 130 else 12,
+            fontweight="bold",
+            parse_math=False,  # a '$' in a path is text, not TeX
         )
         if history:
             left, middle, right = fig.subfigures(1, 3, width_ratios=[4.3, 6.2, 5.5], wspace=0.02)

@@ -5,6 +5,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -294,7 +295,7 @@ def test_a_model_too_big_for_memory_is_refused_before_the_data_loads():
     result = run(*SMALL, "--hidden", "100000000")
     line = one_line_error(result)
     assert result.stdout == ""
-    assert "the model has 79,500,000,010 parameters and needs about" in line
+    assert "the model has 79,500,000,010 parameters and with --batch-size 128 needs about" in line
     assert "GB available; choose smaller --hidden sizes" in line
 
 
@@ -303,6 +304,11 @@ def test_a_one_row_csv_is_one_line(tmp_path, tiny):
     (tmp_path / "one.csv").write_text("\n".join(rows) + "\n")
     line = one_line_error(run("--train-csv", tmp_path / "one.csv", "--no-progress"))
     assert "1 data row; holding 1/6 out for testing needs at least 2 rows" in line
+
+
+def back_to_epoch_1(extra):
+    """Make a finished 2-epoch run's checkpoint look like one interrupted after epoch 1."""
+    extra.update(epoch=1, history=extra["history"][:1], schedule={**extra["schedule"], "count": 1})
 
 
 def edit_meta(path, edit, whole=False):
@@ -328,7 +334,8 @@ def edit_meta(path, edit, whole=False):
         (lambda e: e.update(epoch="one"), "the recorded epoch 'one' is not a whole number"),
         (lambda e: e.update(rng={"state": 1}), "the recorded 'rng' is not a PCG64 state"),
         (lambda e: e.update(schedule=[]), "the recorded 'schedule' is not a cosine schedule"),
-        (lambda e: e.pop("history"), "the recorded 'history' is not a list of epochs"),
+        (lambda e: e.pop("history"), "the recorded 'history' is not a list of epochs 1 to 1"),
+        (lambda e: e.update(history=[{}]), "the recorded 'history' is not a list of epochs"),
     ],
 )
 def test_hand_edited_checkpoint_settings_are_one_line(tiny, tmp_path, edit, message):
@@ -336,7 +343,7 @@ def test_hand_edited_checkpoint_settings_are_one_line(tiny, tmp_path, edit, mess
     assert run(*quick(tiny), "--epochs", "2", "--save", ckpt).returncode == 0
     meta = tg.load_checkpoint(ckpt).extra
     meta_epoch = meta["epoch"]
-    edit_meta(ckpt, lambda e: (e.update(epoch=1, schedule={**e["schedule"], "count": 1}), edit(e)))
+    edit_meta(ckpt, lambda e: (back_to_epoch_1(e), edit(e)))
     line = one_line_error(run("--resume", ckpt, "--epochs", "3", "--no-progress"))
     assert str(ckpt) in line and message in line, line
     assert meta_epoch == 2
@@ -355,7 +362,7 @@ def test_hand_edited_checkpoint_settings_are_one_line(tiny, tmp_path, edit, mess
 def test_a_resumed_optimizer_must_be_the_runs(tiny, tmp_path, edit, message):
     ckpt = tmp_path / "k.npz"
     assert run(*quick(tiny), "--epochs", "2", "--save", ckpt).returncode == 0
-    edit_meta(ckpt, lambda e: e.update(epoch=1, schedule={**e["schedule"], "count": 1}))
+    edit_meta(ckpt, lambda e: back_to_epoch_1(e))
     edit_meta(ckpt, edit, whole=True)
     line = one_line_error(run("--resume", ckpt, "--no-progress"))
     assert str(ckpt) in line and message in line, line
@@ -364,7 +371,7 @@ def test_a_resumed_optimizer_must_be_the_runs(tiny, tmp_path, edit, message):
 def test_resume_refuses_flags_that_would_change_the_run(tiny, tmp_path):
     ckpt = tmp_path / "k.npz"
     assert run(*quick(tiny), "--epochs", "2", "--save", ckpt).returncode == 0
-    edit_meta(ckpt, lambda e: e.update(epoch=1, schedule={**e["schedule"], "count": 1}))
+    edit_meta(ckpt, lambda e: back_to_epoch_1(e))
     line = one_line_error(
         run(
             "--resume", ckpt, "--hidden", "128", "--lr", "0.5", "--batch-size", "7", "--hidden", "8"
@@ -373,7 +380,7 @@ def test_resume_refuses_flags_that_would_change_the_run(tiny, tmp_path):
     assert "--batch-size (the run has 128), --lr (the run has 0.05) would change it" in line
     assert "--hidden" not in line.split("would change")[0].split("settings;")[1]  # same value
     line = one_line_error(run("--resume", ckpt, "--epochs", "1", "--no-progress"))
-    assert "the run has finished 1 epochs, so there is nothing to train with --epochs 1" in line
+    assert "the run has finished 1 epoch, so there is nothing to train with --epochs 1" in line
     resumed = run("--resume", ckpt, "--no-progress", "--batch-size", "128")  # the same value
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {ckpt} after epoch 1 of 2" in resumed.stdout
@@ -435,3 +442,68 @@ def test_plot_needs_matplotlib_before_training(tiny, tmp_path):
         env=env,
     )
     assert "--plot needs matplotlib" in one_line_error(result) and result.stdout == ""
+
+
+def test_hostile_output_paths_are_one_line(tiny, tmp_path):
+    os.mkfifo(tmp_path / "fifo.json")  # opening it would block: it must not even be read
+    (tmp_path / "deep.json").write_text("[" * 200_000)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "out")
+    cases = [
+        (["--save", tmp_path / ("a" * 300 + ".npz")], "File name too long"),
+        (["--json", tmp_path / "fifo.json"], "exists and is not a metrics JSON file"),
+        (["--json", tmp_path / "deep.json"], "exists and is not a metrics JSON file"),
+        (
+            ["--save", tmp_path / "out" / "k.npz", "--json", tmp_path / "alias" / "k.npz"],
+            "--save writes the same file",
+        ),
+        (["--train-csv", tmp_path / ("b" * 300 + ".csv")], "no such file"),
+    ]
+    for flags, message in cases:
+        result = run(*quick(tiny), *flags, timeout=60)
+        assert message in one_line_error(result), flags
+
+
+def test_a_run_resumes_from_another_folder(tiny, tmp_path):
+    (tmp_path / "a").mkdir()
+    shutil.copy(tiny / "train.csv", tmp_path / "a" / "train.csv")
+    first = run(
+        "--train-csv",
+        "train.csv",
+        "--hidden",
+        "8",
+        "--epochs",
+        "2",
+        "--no-progress",
+        "--save",
+        "k.npz",
+        cwd=tmp_path / "a",
+    )
+    assert first.returncode == 0, first.stderr
+    edit_meta(tmp_path / "a" / "k.npz", back_to_epoch_1)
+    again = run(
+        "--resume",
+        tmp_path / "a" / "k.npz",
+        "--no-progress",
+        "--train-csv",
+        tmp_path / "a" / "train.csv",
+        cwd=tmp_path,
+    )  # the same file, named another way
+    assert again.returncode == 0, again.stderr
+    assert "after epoch 1 of 2" in again.stdout
+
+
+def test_resume_and_load_refuse_what_a_hand_edit_broke(tiny, tmp_path):
+    ckpt = tmp_path / "k.npz"
+    assert run(*quick(tiny), "--epochs", "2", "--save", ckpt).returncode == 0
+    edit_meta(ckpt, lambda m: m["model"]["config"].update(activation="swish"), whole=True)
+    line = one_line_error(run("--load", ckpt, "--eval-only", *quick(tiny)[:4]))
+    assert "the recorded architecture's activation 'swish' is not one of" in line
+    edit_meta(ckpt, lambda m: m["model"]["config"].update(activation="relu"), whole=True)
+    with np.load(ckpt, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["model/linears.1.bias"] = np.full_like(arrays["model/linears.1.bias"], np.inf)
+    np.savez(ckpt, **arrays)
+    edit_meta(ckpt, back_to_epoch_1)
+    line = one_line_error(run("--resume", ckpt, "--no-progress"))
+    assert "the weights linears.1.bias hold NaN or inf" in line  # a diverged run's checkpoint
