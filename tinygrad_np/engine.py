@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-_grad_enabled = contextvars.ContextVar("tinygrad_np_grad_enabled", default=True)
+GRAD_ENABLED = contextvars.ContextVar("tinygrad_np_grad_enabled", default=True)
 
 
 def _sole_refs() -> int:
@@ -23,7 +23,7 @@ def _sole_refs() -> int:
 
 
 _SOLE_REFS = _sole_refs()
-_RELEASED = "released"  # marks a node whose op was freed by backward(); its graph cannot be re-run
+RELEASED = "released"  # marks a node whose op was freed by backward(); its graph cannot be re-run
 _FREED = (
     "backward(): this graph was freed by an earlier backward(); run the forward again, or "
     "pass retain_graph=True the first time"
@@ -34,7 +34,7 @@ class AnomalyError(FloatingPointError):
     """Raised under detect_anomaly() by the first op whose forward or backward made a NaN or inf."""
 
 
-_anomaly = contextvars.ContextVar("tinygrad_np_detect_anomaly", default=False)
+ANOMALY = contextvars.ContextVar("tinygrad_np_detect_anomaly", default=False)
 
 
 class _Flag(contextlib.ContextDecorator):
@@ -59,10 +59,10 @@ class detect_anomaly(_Flag):
     """Check every op's output and gradients inside; the first NaN or inf raises AnomalyError naming
     the op, forward or backward, and its input shapes. Slower: use it to find where things blow up."""
 
-    var, value = _anomaly, True
+    var, value = ANOMALY, True
 
 
-def _check_finite(
+def check_finite(
     value: np.ndarray, op: str, inputs, phase: str = "forward", index: int = 0
 ) -> None:
     """Under detect_anomaly(): raise if value (an op's output, or its gradient for input `index`)
@@ -88,13 +88,13 @@ def _check_finite(
 
 def is_grad_enabled() -> bool:
     """False inside no_grad()."""
-    return _grad_enabled.get()
+    return GRAD_ENABLED.get()
 
 
 class no_grad(_Flag):
     """Record no graph inside: ``with no_grad(): ...``, ``@no_grad()`` or ``@no_grad``."""
 
-    var, value = _grad_enabled, False
+    var, value = GRAD_ENABLED, False
 
     def __init__(self, func=None):
         super().__init__()
@@ -116,7 +116,7 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool) -> None:
         return
     pending = {root: grad}  # op node -> its gradient so far; tensors hash by identity
     leaf_grads = {}  # leaf -> its gradient so far, stored into .grad at the end
-    anomaly = _anomaly.get()
+    anomaly = ANOMALY.get()
     for node in _toposort(root):
         g = pending.pop(node, None)  # pop: free each gradient once consumed
         if g is None:
@@ -127,7 +127,7 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool) -> None:
         if anomaly:
             for i, pg in enumerate(grads if type(grads) is tuple else ()):
                 if isinstance(pg, np.ndarray):
-                    _check_finite(pg, type(op).__name__, [g], "backward", i)
+                    check_finite(pg, type(op).__name__, [g], "backward", i)
         if type(grads) is not tuple or len(grads) != len(parents):
             raise RuntimeError(
                 f"{type(op).__name__}.backward must return a tuple with one "
@@ -138,8 +138,7 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool) -> None:
             if not parent.requires_grad:
                 continue
             if type(pg) is not np.ndarray or (
-                checked
-                and (pg.shape != parent.data.shape or pg.dtype != parent.data.dtype)
+                checked and (pg.shape != parent.data.shape or pg.dtype != parent.data.dtype)
             ):
                 pg = _as_grad(op, parents, grads, parent, pg)
             into = leaf_grads if parent._op is None else pending
@@ -147,7 +146,7 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool) -> None:
             into[parent] = pg if prev is None else prev + pg  # out of place: pg may be shared
         grads = pg = g = None  # drop our references, so leaves can adopt their arrays
         if not retain_graph:
-            node._op, node._parents = _RELEASED, ()
+            node._op, node._parents = RELEASED, ()
     while leaf_grads:
         leaf, g = leaf_grads.popitem()
         if (
@@ -193,14 +192,14 @@ def _as_grad(op, parents, grads, parent, pg) -> np.ndarray:
 def _toposort(root) -> list:
     """Op nodes reachable from root through tensors that require grad, every node before the nodes
     it was computed from: a depth-first search with a stack of parent iterators (no recursion)."""
-    if root._op is _RELEASED:
+    if root._op is RELEASED:
         raise RuntimeError(_FREED)
     order, seen, stack = [], {root}, [(root, iter(root._parents))]
     while stack:
         node, parents = stack[-1]
         for p in parents:
             if p.requires_grad and p._op is not None and p not in seen:  # leaves need no order
-                if p._op is _RELEASED:
+                if p._op is RELEASED:
                     raise RuntimeError(_FREED)
                 seen.add(p)
                 stack.append((p, iter(p._parents)))

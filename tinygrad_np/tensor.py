@@ -1,4 +1,4 @@
-"""Tensor: construction, graph recording (_apply, _record), operators and composite ops.
+"""Tensor: construction, graph recording (_apply, record), operators and composite ops.
 
 Composites here never define a backward: their gradients come from the primitives in ops.py.
 """
@@ -9,9 +9,9 @@ import math
 
 import numpy as np
 
-from . import ops
+from . import numpy_api, ops
 from ._shapes import broadcast_shape, normalize_axis
-from .engine import _RELEASED, _anomaly, _check_finite, _grad_enabled, run_backward
+from .engine import ANOMALY, GRAD_ENABLED, RELEASED, check_finite, run_backward
 
 _FLOAT32 = np.dtype(np.float32)
 
@@ -31,7 +31,9 @@ class Tensor:
     """An ndarray that records the operations that made it, for reverse-mode autodiff."""
 
     __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "__weakref__")
-    __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
+    __hash__ = (
+        object.__hash__
+    )  # by identity, as torch: tensors stay dict keys although == is elementwise
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         if isinstance(data, Tensor):
@@ -71,7 +73,7 @@ class Tensor:
         """Run op_cls forward on the parents' data; record it for backward when any parent needs grad."""
         needs = (
             tuple([p.requires_grad for p in parents])
-            if _grad_enabled.get()
+            if GRAD_ENABLED.get()
             else (False,) * len(parents)
         )
         op = op_cls(needs)
@@ -91,9 +93,9 @@ class Tensor:
                     f"input; an op must keep its input dtype"
                 )
         if True in needs:
-            return _record(op, data, parents)
-        if _anomaly.get():
-            _check_finite(data, op_cls.__name__, [p.data for p in parents])
+            return record(op, data, parents)
+        if ANOMALY.get():
+            check_finite(data, op_cls.__name__, [p.data for p in parents])
         return Tensor._wrap(data)
 
     # --- constructors ---
@@ -196,6 +198,12 @@ class Tensor:
             )
         return self.data.item()
 
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
     def detach(self) -> Tensor:
         """The same data, cut from the graph."""
         return Tensor._wrap(self.data)
@@ -207,6 +215,30 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         return np.array(self.data, dtype=dtype, copy=copy) if copy else np.asarray(self.data, dtype)
+
+    # --- the numpy protocol: numpy functions on Tensors are Tensor operations (numpy_api.py) ---
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+        handler = numpy_api.UFUNCS.get(ufunc) if method == "__call__" else None
+        if handler is None:
+            raise numpy_api.unsupported(name, hasattr(Tensor, ufunc.__name__))
+        if kwargs:
+            raise _protocol_kwargs(name, kwargs)
+        like = next(x for x in inputs if isinstance(x, Tensor))
+        dtype = like.dtype if _is_float(like.dtype) else None  # constants take the tensor's dtype
+        return handler(*(x if isinstance(x, Tensor) else Tensor._lift(x, dtype) for x in inputs))
+
+    def __array_function__(self, func, types, args, kwargs):
+        if not all(issubclass(t, (Tensor, np.ndarray)) for t in types):
+            return NotImplemented
+        handler = _FUNCTIONS.get(func)
+        if handler is None:
+            raise numpy_api.unsupported(func.__name__, hasattr(Tensor, func.__name__))
+        if kwargs.get("out") is not None:
+            raise _protocol_kwargs(func.__name__, {"out": kwargs["out"]})
+        kwargs.pop("out", None)
+        return handler(*args, **kwargs)
 
     def __bool__(self) -> bool:
         if self.data.size != 1:
@@ -231,7 +263,7 @@ class Tensor:
         if self.requires_grad:
             extra += (
                 ", requires_grad=True"
-                if self._op in (None, _RELEASED)
+                if self._op in (None, RELEASED)
                 else f", op={type(self._op).__name__}"
             )
         return f"Tensor({body}{extra})"
@@ -254,7 +286,7 @@ class Tensor:
             return None
         if self.data.shape == other.data.shape:
             return self, other
-        if not ((self.requires_grad or other.requires_grad) and _grad_enabled.get()):
+        if not ((self.requires_grad or other.requires_grad) and GRAD_ENABLED.get()):
             return (
                 self,
                 other,
@@ -271,7 +303,7 @@ class Tensor:
 
     def _grow(self, shape) -> Tensor:
         """Broadcast to shape when a gradient must flow back through the broadcast."""
-        if self.shape == shape or not (self.requires_grad and _grad_enabled.get()):
+        if self.shape == shape or not (self.requires_grad and GRAD_ENABLED.get()):
             return self
         return Tensor._apply(ops.Expand, self, shape=shape)
 
@@ -349,9 +381,9 @@ class Tensor:
                 raise TypeError(
                     f"matmul: dtypes {self.dtype} and {other.dtype} differ; cast one with .astype()"
                 )
-        if _grad_enabled.get() and (self.requires_grad or other.requires_grad):
+        if GRAD_ENABLED.get() and (self.requires_grad or other.requires_grad):
             op = ops.MatMul((self.requires_grad, other.requires_grad))  # hot: recorded directly
-            return _record(op, op.forward(self.data, other.data), (self, other))
+            return record(op, op.forward(self.data, other.data), (self, other))
         return Tensor._apply(ops.MatMul, self, other)
 
     def __matmul__(self, other):
@@ -374,12 +406,18 @@ class Tensor:
         return Tensor._wrap(ufunc(self.data, other))
 
     def eq(self, other) -> Tensor:
-        """Elementwise ==, as a bool tensor (``==`` itself stays identity, so tensors hash)."""
+        """Elementwise ==, as a bool tensor (also spelled ``==``)."""
         return self._compare(np.equal, other, "eq")
 
     def ne(self, other) -> Tensor:
-        """Elementwise !=, as a bool tensor."""
+        """Elementwise !=, as a bool tensor (also spelled ``!=``)."""
         return self._compare(np.not_equal, other, "ne")
+
+    def __eq__(self, other):
+        return self.eq(other) if isinstance(other, _COMPARABLE) else NotImplemented
+
+    def __ne__(self, other):
+        return self.ne(other) if isinstance(other, _COMPARABLE) else NotImplemented
 
     def __lt__(self, other):
         return self._compare(np.less, other, "lt")
@@ -403,10 +441,10 @@ class Tensor:
 
     def relu(self) -> Tensor:
         """max(x, 0), with relu'(0) = 0 (as PyTorch)."""
-        if type(self._op) is ops.Linear and _grad_enabled.get():  # (x @ W + b).relu(): one node
+        if type(self._op) is ops.Linear and GRAD_ENABLED.get():  # (x @ W + b).relu(): one node
             op = ops.LinearReLU(self._op.needs_grad)  # the same inputs as the Linear node
             x, w, b = self._parents
-            return _record(op, op.forward(x.data, w.data, b.data, preact=self.data), self._parents)
+            return record(op, op.forward(x.data, w.data, b.data, preact=self.data), self._parents)
         return Tensor._apply(ops.ReLU, self)
 
     def tanh(self) -> Tensor:
@@ -555,17 +593,29 @@ def _linear(product, bias) -> Tensor | None:
         or len(b_shape) != 1
         or b_shape[0] != w_shape[1]
         or bias.data.dtype is not product.data.dtype
-        or not _grad_enabled.get()
+        or not GRAD_ENABLED.get()
     ):
         return None
     op = ops.Linear(product._op.needs_grad + (bias.requires_grad,))
-    return _record(op, op.forward(x.data, w.data, bias.data, product=product.data), (x, w, bias))
+    return record(op, op.forward(x.data, w.data, bias.data, product=product.data), (x, w, bias))
 
 
-def _record(op: ops.Op, data: np.ndarray, parents: tuple) -> Tensor:
+_COMPARABLE = (Tensor, np.ndarray, np.generic, int, float, list, tuple)  # `t == None` is False
+
+
+def _protocol_kwargs(name: str, kwargs: dict) -> TypeError:
+    if "out" in kwargs:
+        return TypeError(
+            f"numpy.{name}(..., out=...) on a Tensor: a Tensor is never written in place (the "
+            f"graph would lose the value it recorded); use the returned Tensor"
+        )
+    return TypeError(f"numpy.{name} on a Tensor: {', '.join(sorted(kwargs))} is not supported")
+
+
+def record(op: ops.Op, data: np.ndarray, parents: tuple) -> Tensor:
     """A Tensor for data, recorded as op's output (for fused ops built from checked parts)."""
-    if _anomaly.get():
-        _check_finite(data, type(op).__name__, [p.data for p in parents])
+    if ANOMALY.get():
+        check_finite(data, type(op).__name__, [p.data for p in parents])
     out = Tensor.__new__(Tensor)
     out.data, out.grad, out.requires_grad, out._op, out._parents = data, None, True, op, parents
     return out
@@ -641,3 +691,11 @@ def uniform(*shape, low=0.0, high=1.0, rng=None, dtype=np.float32, requires_grad
     return Tensor.uniform(
         *shape, low=low, high=high, rng=rng, dtype=dtype, requires_grad=requires_grad
     )
+
+
+_FUNCTIONS = {
+    **numpy_api.FUNCTIONS,
+    np.where: where,
+    np.concatenate: lambda arrays, axis=0: concatenate(arrays, axis),
+    np.stack: lambda arrays, axis=0: stack(arrays, axis),
+}

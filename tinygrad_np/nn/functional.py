@@ -7,8 +7,8 @@ import math
 import numpy as np
 
 from .. import ops
-from ..engine import _grad_enabled
-from ..tensor import Tensor, _record, where
+from ..engine import GRAD_ENABLED
+from ..tensor import Tensor, record, where
 
 # --- activations ---
 
@@ -51,9 +51,9 @@ def cross_entropy(logits: Tensor, labels) -> Tensor:
     """Mean negative log-likelihood of integer labels under softmax(logits), fused and stable."""
     if type(labels) is not np.ndarray:
         labels = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
-    if type(logits) is Tensor and logits.requires_grad and _grad_enabled.get():
+    if type(logits) is Tensor and logits.requires_grad and GRAD_ENABLED.get():
         op = ops.CrossEntropy((True,))  # hot: recorded directly, as matmul
-        return _record(op, op.forward(logits.data, labels=labels), (logits,))
+        return record(op, op.forward(logits.data, labels=labels), (logits,))
     return Tensor._apply(ops.CrossEntropy, logits, labels=labels)
 
 

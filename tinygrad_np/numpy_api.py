@@ -1,0 +1,99 @@
+"""numpy functions on Tensors: which numpy ufunc or function runs which Tensor operation.
+
+Tensor.__array_ufunc__ and Tensor.__array_function__ look numpy's calls up here, so ``np.exp(t)``,
+``np.maximum(t, 0)`` or ``np.sum(t, axis=1)`` return Tensors recorded on the graph. A numpy function
+without an entry raises a TypeError naming it: converting the Tensor to an ndarray silently would
+drop the graph. Entries receive Tensors (ndarray and scalar operands already lifted) and call the
+Tensor's own methods, so this module needs no Tensor import.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+UFUNCS = {
+    np.add: operator.add,
+    np.subtract: operator.sub,
+    np.multiply: operator.mul,
+    np.true_divide: operator.truediv,
+    np.power: operator.pow,
+    np.matmul: operator.matmul,
+    np.negative: operator.neg,
+    np.positive: lambda x: x,
+    np.exp: lambda x: x.exp(),
+    np.log: lambda x: x.log(),
+    np.sqrt: lambda x: x.sqrt(),
+    np.tanh: lambda x: x.tanh(),
+    np.absolute: lambda x: x.abs(),
+    np.maximum: lambda x, y: x.maximum(y),
+    np.minimum: lambda x, y: x.minimum(y),
+    np.equal: lambda x, y: x.eq(y),
+    np.not_equal: lambda x, y: x.ne(y),
+    np.less: operator.lt,
+    np.less_equal: operator.le,
+    np.greater: operator.gt,
+    np.greater_equal: operator.ge,
+}
+
+
+def _reduction(method: str):
+    def run(a, axis=None, dtype=None, out=None, keepdims=False, **unsupported):
+        if dtype is not None or unsupported:
+            names = ["dtype"] * (dtype is not None) + sorted(unsupported)
+            raise TypeError(
+                f"numpy.{method} on a Tensor: {', '.join(names)} is not supported; cast with "
+                f".astype() first"
+            )
+        return getattr(a, method)(axis=axis, keepdims=keepdims)
+
+    return run
+
+
+def _extremum(method: str):
+    def run(a, axis=None, out=None, keepdims=False, **unsupported):
+        if unsupported:
+            raise TypeError(
+                f"numpy.{method} on a Tensor: {', '.join(sorted(unsupported))} is not supported"
+            )
+        return getattr(a, method)(axis=axis, keepdims=keepdims)
+
+    return run
+
+
+FUNCTIONS = {
+    np.sum: _reduction("sum"),
+    np.mean: _reduction("mean"),
+    np.max: _extremum("max"),
+    np.min: _extremum("min"),
+    np.amax: _extremum("max"),
+    np.amin: _extremum("min"),
+    np.reshape: lambda a, shape=None, **kw: a.reshape(kw.get("newshape", shape)),
+    np.transpose: lambda a, axes=None: a.transpose(*(() if axes is None else axes)),
+    np.squeeze: lambda a, axis=None: a.squeeze(axis),
+    np.expand_dims: lambda a, axis: a.unsqueeze(axis),
+    np.broadcast_to: lambda a, shape: a.broadcast_to(shape),
+    np.clip: lambda a, a_min=None, a_max=None: a.clip(a_min, a_max),
+    np.shape: lambda a: a.shape,
+    np.ndim: lambda a: a.ndim,
+    np.size: lambda a: a.size,
+}
+# where, concatenate and stack take several Tensors; tensor.py adds them beside its functions
+
+# numpy names whose Tensor spelling differs from numpy's, for the error that points to it
+METHOD_FOR = {"absolute": "abs", "true_divide": "/", "amax": "max", "amin": "min"}
+
+
+def unsupported(name: str, has_method: bool) -> TypeError:
+    """The error for a numpy function that has no rule for Tensors."""
+    method = METHOD_FOR.get(name, name)
+    hint = (
+        f"use the Tensor method t.{method}(...)"
+        if has_method
+        else "write it from Tensor operations (see the README's table of numpy functions)"
+    )
+    return TypeError(
+        f"numpy.{name} has no rule for tinygrad_np Tensors: converting to an ndarray would drop "
+        f"the graph; {hint}, or call it on t.data to leave the graph on purpose"
+    )
