@@ -37,6 +37,10 @@ OUTPUT_PATHS = [
     "new/deeper/out.npz",
     "out.jpg",
     "run",
+    "folder/out.npz",
+    "alias/out.npz",  # the same file as folder/out.npz
+    "a" * 300 + ".npz",  # a name too long for the file system
+    "~/out.npz",  # a folder named ~, not the home folder
 ]
 CHOICES = {
     "--epochs": ["1", "2", "0", "-1", "x"],
@@ -79,6 +83,7 @@ def template(tmp_path_factory):
     (folder / "notes.txt").write_text("my notes\n")
     (folder / "random.bin").write_bytes(np.random.default_rng(0).bytes(4096))
     (folder / "folder").mkdir()
+    (folder / "alias").symlink_to("folder")  # the same folder by another name
     made = subprocess.run(
         [
             sys.executable,
@@ -125,7 +130,7 @@ def digest(path: Path) -> str | None:
 def test_any_command_line_exits_cleanly_and_keeps_every_input(template, flags, with_csv):
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "run"
-        shutil.copytree(template, folder)
+        shutil.copytree(template, folder, symlinks=True)
         before = {name: digest(folder / name) for name in INPUTS}
         data = ["--train-csv", "train.csv"] if with_csv else ["--dataset", "sample"]
         argv = [*data, *BASE, *flags]
