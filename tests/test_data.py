@@ -654,3 +654,28 @@ def test_short_download_reason_cuts_at_a_word_boundary():
     assert long[:-1] == ("a fairly long reason " * 20)[: len(long) - 1]
     assert ("a fairly long reason " * 20)[len(long) - 1] == " "  # cut before a space, not mid-word
     assert _short(OSError("short")) == "short"
+
+
+def test_deadline_bounds_a_server_that_trickles_its_headers(serve, tmp_path):
+    """Each byte of the status line arrives well within the per-operation timeout; only the
+    deadline can end the wait for urlopen to return."""
+
+    class SlowHeaders(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            try:
+                for byte in b"HTTP/1.0 200 OK\r\nX-Slow: " + b"x" * 1000:
+                    if serve.stop.wait(0.2):
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    _, md5s = fake_mnist_files()
+    url = serve(SlowHeaders)
+    with pytest.raises(DownloadError, match=r"gave up after 1 s \(deadline\); no response yet"):
+        data.download("mnist", cache=tmp_path, mirrors=[url], checksums=md5s, timeout=5, deadline=1)
+    assert cache_files(tmp_path) == []

@@ -5,9 +5,11 @@ on stderr when a file takes more than a moment."""
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import socket
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -167,6 +169,28 @@ def _is_timeout(error: BaseException) -> bool:
     )
 
 
+def _open_within(url: str, timeout: float, deadline: _Deadline):
+    """urlopen(url), but given up when the deadline passes: a server that trickles its headers, or
+    a slow name lookup or handshake, is bounded only per socket operation inside urlopen. The
+    opening runs in a daemon thread; one abandoned at the deadline ends with its own timeouts."""
+    result = {}
+
+    def opener():
+        try:
+            result["response"] = urllib.request.urlopen(url, timeout=timeout)
+        except BaseException as e:  # handed to the caller, whatever it is
+            result["error"] = e
+
+    worker = threading.Thread(target=opener, daemon=True, name="tinygrad_np-urlopen")
+    worker.start()
+    worker.join(max(deadline.left(), 0.0) if math.isfinite(deadline.left()) else None)
+    if worker.is_alive():
+        raise deadline.error("no response yet (the server has not finished its headers)")
+    if "error" in result:
+        raise result["error"]
+    return result["response"]
+
+
 def _fetch(
     url: str,
     dest: Path,
@@ -193,7 +217,7 @@ def _fetch(
 
     def write(f):
         try:
-            response = urllib.request.urlopen(url, timeout=op_timeout())
+            response = _open_within(url, op_timeout(), deadline)
         except OSError as e:
             if _is_timeout(e) and deadline.passed():
                 raise deadline.error(f"no response yet ({e})") from e
