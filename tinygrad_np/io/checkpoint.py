@@ -429,27 +429,11 @@ def _buffer_owners(path: Path, meta: dict, mlp: dict | None) -> list[str] | None
 
 
 def _check_model(path: Path, model: nn.Module, members: dict[str, npz.Member]) -> None:
-    """The stored parameters are the model's, in name and shape (as load_state_dict checks them)."""
-    params = dict(model.named_parameters())
-    state = {k[6:]: m for k, m in members.items() if k.startswith("model/")}
-    problems = []
-    missing = [k for k in params if k not in state]
-    unexpected = [k for k in state if k not in params]
-    if missing:
-        problems.append(f"missing {missing}")
-    if unexpected:
-        problems.append(f"unexpected {unexpected}")
-    for name, p in params.items():
-        if name in state and state[name].shape != p.shape:
-            problems.append(
-                f"{name} has shape {state[name].shape} in the state but {p.shape} in the model"
-            )
-    if problems:
-        raise CheckpointError(
-            f"{path}: load_state_dict({type(model).__name__}): "
-            + "; ".join(problems)
-            + "; build the model with the architecture the state was saved from"
-        )
+    """The stored parameters are the model's, in name and shape (load_state_dict's own check)."""
+    try:
+        model.check_state({k[6:]: m.shape for k, m in members.items() if k.startswith("model/")})
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from None
 
 
 def _check_optimizer(path: Path, optimizer, members: dict[str, npz.Member]) -> None:

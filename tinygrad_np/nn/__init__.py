@@ -82,21 +82,21 @@ class Module:
         """name -> a copy of each parameter's array."""
         return {name: p.data.copy() for name, p in self.named_parameters()}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy arrays into the parameters in place; every mismatch is named before anything changes."""
+    def check_state(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        """Raise ValueError naming every missing, unexpected or wrongly shaped entry of a state
+        with these names and shapes (before any array of it need be read)."""
         params = dict(self.named_parameters())
         problems = []
-        missing = [k for k in params if k not in state]
-        unexpected = [k for k in state if k not in params]
+        missing = [k for k in params if k not in shapes]
+        unexpected = [k for k in shapes if k not in params]
         if missing:
             problems.append(f"missing {missing}")
         if unexpected:
             problems.append(f"unexpected {unexpected}")
         for name, p in params.items():
-            if name in state and np.shape(state[name]) != p.shape:
+            if name in shapes and tuple(shapes[name]) != p.shape:
                 problems.append(
-                    f"{name} has shape {np.shape(state[name])} in the state but "
-                    f"{p.shape} in the model"
+                    f"{name} has shape {tuple(shapes[name])} in the state but {p.shape} in the model"
                 )
         if problems:
             raise ValueError(
@@ -104,6 +104,11 @@ class Module:
                 + "; ".join(problems)
                 + "; build the model with the architecture the state was saved from"
             )
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the parameters in place; every mismatch is named before anything changes."""
+        self.check_state({name: np.shape(value) for name, value in state.items()})
+        params = dict(self.named_parameters())
         for name, p in params.items():
             p.data[...] = state[name]
 
