@@ -531,8 +531,10 @@ def predict(model: nn.Module, x: np.ndarray, batch_size: int = 1000) -> np.ndarr
 
 
 @no_grad()
-def mean_loss(logits: np.ndarray, labels: np.ndarray) -> float:
-    return F.cross_entropy(Tensor(logits), labels).item()
+def mean_loss(logits: np.ndarray, labels: np.ndarray) -> float | None:
+    """The mean cross-entropy, or None where it is not finite (JSON has no NaN or infinity)."""
+    loss = F.cross_entropy(Tensor(logits), labels).item()
+    return loss if math.isfinite(loss) else None
 
 
 def progress(iterable, total: int, desc: str, enabled: bool):
