@@ -175,3 +175,78 @@ def test_linear_init_draws_the_float64_values_in_float32_without_a_float64_copy(
     expected = np.random.default_rng(1).standard_normal((3000, 700)) * np.sqrt(2 / 3000)
     assert layer.weight.dtype == np.float32
     np.testing.assert_array_equal(layer.weight.data, expected.astype(np.float32))
+
+
+def test_module_call_passes_every_argument():
+    class Cell(nn.Module):
+        def __init__(self):
+            self.w = Tensor(np.ones((2, 2)), requires_grad=True)
+
+        def forward(self, x, h, *, scale=1.0):
+            return (x @ self.w + h) * scale
+
+    out = Cell()(Tensor(np.ones((1, 2))), Tensor(np.ones((1, 2))), scale=2.0)
+    np.testing.assert_array_equal(out.data, [[6.0, 6.0]])
+
+
+def test_module_list_and_dict_name_their_entries_and_reach_train_eval():
+    rng = np.random.default_rng(0)
+
+    class Net(nn.Module):
+        def __init__(self):
+            self.blocks = nn.ModuleList([nn.Linear(3, 3, rng=rng), nn.Dropout(0.5, rng=rng)])
+            self.heads = nn.ModuleDict({"a": nn.Linear(3, 1, rng=rng), "b": nn.Identity()})
+            self.flat = nn.Flatten()
+
+    net = Net()
+    assert [n for n, _ in net.named_parameters()] == [
+        "blocks.0.weight",
+        "blocks.0.bias",
+        "heads.a.weight",
+        "heads.a.bias",
+    ]
+    net.eval()
+    assert not net.blocks[1].training and not net.heads["a"].training
+    assert len(net.blocks) == 2 and list(net.heads) == ["a", "b"] and "a" in net.heads
+    assert net.flat(Tensor(np.ones((2, 3, 4)))).shape == (2, 12)
+    x = Tensor(np.ones(3))
+    assert net.heads["b"](x) is x
+    with pytest.raises(TypeError, match="ModuleList: entries must be Modules, got int"):
+        nn.ModuleList([1])
+    state = net.state_dict()
+    again = Net()
+    again.load_state_dict(state)
+    np.testing.assert_array_equal(again.heads["a"].weight.data, net.heads["a"].weight.data)
+
+
+def test_clip_grad_norm_and_value_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    grads = [rng.standard_normal((3, 4)) * 5, rng.standard_normal(4)]
+    for norm_type, max_norm in ((2.0, 1.0), (1.0, 3.0), (np.inf, 0.5), (2.0, 1e6)):
+        ours = [Tensor(g * 0, dtype=np.float64, requires_grad=True) for g in grads]
+        theirs = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
+        for p, t, g in zip(ours, theirs, grads):
+            p.grad, t.grad = g.copy(), torch.from_numpy(g.copy())
+        total = nn.utils.clip_grad_norm_(ours, max_norm, norm_type)
+        ref = torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type)
+        assert total == pytest.approx(float(ref), rel=1e-12)
+        for p, t in zip(ours, theirs):
+            np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-12)
+    p = Tensor(np.zeros(3), requires_grad=True, dtype=np.float32)
+    p.grad = np.array([-3.0, 0.5, 2.0], np.float32)
+    nn.utils.clip_grad_value_([p], 1.0)
+    assert p.grad.dtype == np.float32 and p.grad.tolist() == [-1.0, 0.5, 1.0]
+    with pytest.raises(RuntimeError, match="the total norm of the gradients is inf"):
+        p.grad = np.array([np.inf], np.float32)
+        nn.utils.clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
+
+
+def test_one_hot():
+    from tinygrad_np.nn import functional as F
+
+    out = F.one_hot(np.array([[0, 2], [1, 1]]), 3)
+    assert out.dtype == np.int64 and out.shape == (2, 2, 3)
+    assert out.data[0, 1].tolist() == [0, 0, 1]
+    with pytest.raises(ValueError, match=r"one_hot: labels must be in \[0, 2\)"):
+        F.one_hot(np.array([2]), 2)

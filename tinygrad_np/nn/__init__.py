@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..tensor import Tensor
-from . import functional  # noqa: F401 - nn.functional, as in PyTorch
+from . import functional, utils  # noqa: F401 - nn.functional and nn.utils, as in PyTorch
 from .functional import ACTIVATIONS, gelu, leaky_relu, relu, sigmoid, tanh
 
 
@@ -20,35 +20,37 @@ class Module:
 
     training = True  # instances set their own with train()/eval()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
 
-    def __call__(self, x: Tensor) -> Tensor:
-        return self.forward(x)
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def children(self):
+        """(name, value) for what this module holds: its attributes, and the entries of its
+        lists, tuples and dicts as 'attribute.key'. Containers override it to name entries."""
+        for name, value in vars(self).items():
+            if isinstance(value, dict):
+                yield from ((f"{name}.{key}", item) for key, item in value.items())
+            elif isinstance(value, (list, tuple)):
+                yield from ((f"{name}.{i}", item) for i, item in enumerate(value))
+            else:
+                yield name, value
 
     def named_parameters(self, prefix: str = "") -> list[tuple[str, Tensor]]:
         """(dotted name, tensor) for every parameter, in definition order, each tensor once."""
         found, seen = [], set()
-        for name, value in vars(self).items():
-            items = (
-                value.items()
-                if isinstance(value, dict)
-                else enumerate(value)
-                if isinstance(value, (list, tuple))
-                else [(None, value)]
-            )
-            for key, item in items:
-                full = prefix + name + ("" if key is None else f".{key}")
-                if isinstance(item, Module):
-                    pairs = item.named_parameters(full + ".")
-                elif isinstance(item, Tensor) and item.requires_grad:
-                    pairs = [(full, item)]
-                else:
-                    continue
-                for pair in pairs:
-                    if id(pair[1]) not in seen:
-                        seen.add(id(pair[1]))
-                        found.append(pair)
+        for name, item in self.children():
+            if isinstance(item, Module):
+                pairs = item.named_parameters(prefix + name + ".")
+            elif isinstance(item, Tensor) and item.requires_grad:
+                pairs = [(prefix + name, item)]
+            else:
+                continue
+            for pair in pairs:
+                if id(pair[1]) not in seen:
+                    seen.add(id(pair[1]))
+                    found.append(pair)
         return found
 
     def parameters(self) -> list[Tensor]:
@@ -58,10 +60,9 @@ class Module:
     def modules(self) -> list[Module]:
         """This module and every module below it."""
         found = [self]
-        for value in vars(self).values():
-            for item in value if isinstance(value, (list, tuple)) else [value]:
-                if isinstance(item, Module):
-                    found.extend(item.modules())
+        for _, item in self.children():
+            if isinstance(item, Module):
+                found.extend(item.modules())
         return found
 
     def train(self, mode: bool = True) -> Module:
@@ -173,6 +174,101 @@ class Sequential(Module):
 
     def __repr__(self) -> str:
         return "Sequential(" + ", ".join(map(repr, self.layers)) + ")"
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters are the module's, named by position ('0.weight', ...)."""
+
+    def __init__(self, modules=()):
+        self.items = []
+        self.extend(modules)
+
+    def append(self, module: Module) -> ModuleList:
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList: entries must be Modules, got {type(module).__name__}")
+        self.items.append(module)
+        return self
+
+    def extend(self, modules) -> ModuleList:
+        for module in modules:
+            self.append(module)
+        return self
+
+    def children(self):
+        return ((str(i), module) for i, module in enumerate(self.items))
+
+    def __getitem__(self, i):
+        return ModuleList(self.items[i]) if isinstance(i, slice) else self.items[i]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __repr__(self) -> str:
+        return "ModuleList(" + ", ".join(map(repr, self.items)) + ")"
+
+
+class ModuleDict(Module):
+    """A dict of modules whose parameters are the module's, named by key ('encoder.weight', ...)."""
+
+    def __init__(self, modules=None):
+        self.items = {}
+        for key, module in dict(modules or {}).items():
+            self[key] = module
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        if not isinstance(key, str) or not isinstance(module, Module):
+            raise TypeError(
+                f"ModuleDict: entries are str -> Module, got {type(key).__name__} -> "
+                f"{type(module).__name__}"
+            )
+        self.items[key] = module
+
+    def children(self):
+        return iter(self.items.items())
+
+    def __getitem__(self, key: str) -> Module:
+        return self.items[key]
+
+    def __contains__(self, key) -> bool:
+        return key in self.items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def keys(self):
+        return self.items.keys()
+
+    def values(self):
+        return self.items.values()
+
+    def __repr__(self) -> str:
+        return "ModuleDict(" + ", ".join(f"{k}: {m!r}" for k, m in self.items.items()) + ")"
+
+
+class Identity(Module):
+    """Returns its input."""
+
+    def forward(self, x):
+        return x
+
+
+class Flatten(Module):
+    """x.flatten(start_dim, end_dim); by default every dimension but the batch (as PyTorch)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def __repr__(self) -> str:
+        return f"Flatten({self.start_dim}, {self.end_dim})"
 
 
 class _Activation(Module):
