@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import tinygrad_np as tg
 from tinygrad_np.nn import functional as F
@@ -181,6 +182,30 @@ def logits_labels(draw, lo=-10.0, hi=10.0):
     n, c = draw(st.one_of(st.integers(1, 5), st.integers(32, 34))), draw(st.integers(1, 5))
     labels = np.array(draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
     return (draw(arrays((n, c), lo, hi)),), {"labels": labels}
+
+
+@st.composite
+def input_target(
+    draw, lo=-3.0, hi=3.0, target=None, kinks=(), reductions=("mean", "sum", "none"), min_ndim=0
+):
+    """(input,), {"target": an array of its shape, "reduction": ...}, |input - target| kept 1e-3
+    away from the loss's kinks. target: a strategy of a shape -> target arrays (default: arrays)."""
+    shape = draw(shapes().filter(lambda s: 0 not in s and len(s) >= min_ndim))
+    x = draw(arrays(shape, lo, hi))
+    t = draw(target(shape) if target is not None else arrays(shape, lo, hi))
+    d = np.abs(x - t)
+    for k in kinks:
+        x = np.where(np.abs(d - k) < 1e-3, x + 0.01, x)
+    return (x,), {"target": t, "reduction": draw(st.sampled_from(reductions))}
+
+
+def zeros_and_ones(shape):
+    return hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0]))
+
+
+def _tt(kwargs):
+    """kwargs with the target as a torch tensor."""
+    return {**kwargs, "target": torch.from_numpy(kwargs["target"])}
 
 
 @st.composite
@@ -370,5 +395,48 @@ GRAD_CASES: dict[str, Case] = {
         lambda a: F.gelu(a),
         one(arrays()),
         lambda a: torch.nn.functional.gelu(a, approximate="tanh"),
+    ),
+    "mse_loss": Case(
+        lambda a, **k: F.mse_loss(a, **k),
+        input_target(),
+        lambda a, **k: torch.nn.functional.mse_loss(a, **_tt(k)),
+    ),
+    "l1_loss": Case(
+        lambda a, **k: F.l1_loss(a, **k),
+        input_target(kinks=(0.0,)),
+        lambda a, **k: torch.nn.functional.l1_loss(a, **_tt(k)),
+    ),
+    "smooth_l1_loss": Case(
+        lambda a, **k: F.smooth_l1_loss(a, beta=0.5, **k),
+        input_target(kinks=(0.0, 0.5)),
+        lambda a, **k: torch.nn.functional.smooth_l1_loss(a, beta=0.5, **_tt(k)),
+    ),
+    "huber_loss": Case(
+        lambda a, **k: F.huber_loss(a, delta=0.7, **k),
+        input_target(kinks=(0.0, 0.7)),
+        lambda a, **k: torch.nn.functional.huber_loss(a, delta=0.7, **_tt(k)),
+    ),
+    "binary_cross_entropy": Case(
+        lambda a, **k: F.binary_cross_entropy(a, **k),
+        input_target(0.02, 0.98, target=lambda s: arrays(s, 0.0, 1.0)),
+        lambda a, **k: torch.nn.functional.binary_cross_entropy(a, **_tt(k)),
+    ),
+    "binary_cross_entropy_with_logits": Case(
+        lambda a, **k: F.binary_cross_entropy_with_logits(a, pos_weight=1.5, **k),
+        input_target(-8.0, 8.0, target=zeros_and_ones),
+        lambda a, **k: torch.nn.functional.binary_cross_entropy_with_logits(
+            a, pos_weight=torch.tensor(1.5, dtype=a.dtype), **_tt(k)
+        ),
+    ),
+    "kl_div": Case(
+        lambda a, **k: F.kl_div(a, **k),
+        input_target(
+            -4.0,
+            0.0,
+            target=lambda s: arrays(s, 0.0, 1.0),
+            reductions=("batchmean", "sum", "none"),  # torch warns that its 'mean' will change
+            min_ndim=1,
+        ),
+        lambda a, **k: torch.nn.functional.kl_div(a, **_tt(k)),
     ),
 }

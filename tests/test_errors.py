@@ -289,3 +289,19 @@ def test_empty_reductions_and_losses_say_so():
 def test_tensor_of_none_is_a_type_error():
     with pytest.raises(TypeError, match="Tensor: data is None"):
         Tensor(None)
+
+
+def test_loss_errors_name_the_loss_and_the_fix():
+    F = tg.nn.functional
+    x = Tensor(np.full((2, 3), 0.5))
+    with pytest.raises(ValueError, match=r"mse_loss: input of shape \(2, 3\) and target of shape "
+                       r"\(3,\); give a target of the input's shape"):
+        F.mse_loss(x, np.zeros(3))
+    with pytest.raises(ValueError, match=r"l1_loss: reduction must be one of \('mean', 'sum', "
+                       r"'none'\), got 'avg'"):
+        F.l1_loss(x, np.zeros((2, 3)), reduction="avg")
+    with pytest.raises(ValueError, match=r"binary_cross_entropy: input must hold probabilities in "
+                       r"\[0, 1\], got values in \[-1, 0.5\]; for logits use binary_cross_entropy_"):
+        F.binary_cross_entropy(Tensor([[-1.0, 0.5]]), np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="huber_loss: delta must be > 0"):
+        F.huber_loss(x, np.zeros((2, 3)), delta=0)

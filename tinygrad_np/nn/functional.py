@@ -68,3 +68,127 @@ def accuracy(logits, labels) -> float:
     logits = logits.data if isinstance(logits, Tensor) else np.asarray(logits)
     labels = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
     return float(np.mean(logits.argmax(axis=-1) == labels))
+
+
+# --- regression and binary losses (composites; PyTorch's names, arguments and reductions) ---
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(loss: Tensor, reduction: str, name: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{name}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def _target(name: str, input: Tensor, target) -> Tensor:
+    """target as a Tensor of input's shape (constants take input's dtype)."""
+    if not isinstance(target, Tensor):
+        target = Tensor(np.asarray(target), dtype=input.dtype)
+    if target.shape != input.shape:
+        raise ValueError(
+            f"{name}: input of shape {input.shape} and target of shape {target.shape}; give a "
+            f"target of the input's shape"
+        )
+    return target
+
+
+def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """(input - target)^2, reduced."""
+    d = input - _target("mse_loss", input, target)
+    return _reduce(d * d, reduction, "mse_loss")
+
+
+def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """|input - target|, reduced (the gradient at 0 is 0, as PyTorch)."""
+    return _reduce((input - _target("l1_loss", input, target)).abs(), reduction, "l1_loss")
+
+
+def smooth_l1_loss(input: Tensor, target, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta; d = input - target."""
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
+    d = input - _target("smooth_l1_loss", input, target)
+    if beta == 0:
+        return _reduce(d.abs(), reduction, "smooth_l1_loss")
+    a = d.abs()
+    return _reduce(
+        where(a.data < beta, d * d * (0.5 / beta), a - 0.5 * beta), reduction, "smooth_l1_loss"
+    )
+
+
+def huber_loss(input: Tensor, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta); d = input - target."""
+    if not delta > 0:
+        raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
+    d = input - _target("huber_loss", input, target)
+    a = d.abs()
+    return _reduce(
+        where(a.data < delta, d * d * 0.5, (a - 0.5 * delta) * delta), reduction, "huber_loss"
+    )
+
+
+def binary_cross_entropy(input: Tensor, target, weight=None, reduction: str = "mean") -> Tensor:
+    """-(y log p + (1 - y) log(1 - p)) for probabilities p, each log clamped at -100 (as PyTorch);
+    for logits use binary_cross_entropy_with_logits, which is stable."""
+    data = input.data
+    if data.size and (data.min() < 0 or data.max() > 1):
+        raise ValueError(
+            f"binary_cross_entropy: input must hold probabilities in [0, 1], got values in "
+            f"[{data.min():g}, {data.max():g}]; for logits use binary_cross_entropy_with_logits"
+        )
+    y = _target("binary_cross_entropy", input, target)
+    loss = -(y * input.log().maximum(-100.0) + (1 - y) * (1 - input).log().maximum(-100.0))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "binary_cross_entropy")
+
+
+def binary_cross_entropy_with_logits(
+    input: Tensor, target, weight=None, reduction: str = "mean", pos_weight=None
+) -> Tensor:
+    """binary_cross_entropy(sigmoid(x), y), computed stably for any logits x:
+    (1 - y) x + w_y softplus(-x) with w_y = 1 + (pos_weight - 1) y, and
+    softplus(-x) = relu(x) - x + log(1 + exp(x - 2 relu(x))): exact at x = 0 too."""
+    y = _target("binary_cross_entropy_with_logits", input, target)
+    r = input.relu()
+    softplus_neg = r - input + (1 + (input - 2 * r).exp()).log()
+    if pos_weight is not None:
+        softplus_neg = softplus_neg * (1 + (pos_weight - 1) * y)
+    loss = (1 - y) * input + softplus_neg
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
+
+
+def kl_div(input: Tensor, target, reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """Pointwise target (log target - input) for log-probabilities input (0 where target is 0),
+    or exp(target) (target - input) with log_target; reduction also 'batchmean' (sum / batch)."""
+    t = _target("kl_div", input, target)
+    if log_target:
+        loss = t.exp() * (t - input)
+    else:
+        safe = where(t.data > 0, t, 1.0)  # target log target is 0 at target = 0
+        loss = t * safe.log() - t * input
+    if reduction == "batchmean":
+        return loss.sum() * (1.0 / (input.shape[0] if input.ndim else 1))
+    return _reduce(loss, reduction, "kl_div")
+
+
+def one_hot(labels, num_classes: int = -1) -> Tensor:
+    """An int64 tensor of labels.shape + (num_classes,), 1 at each label (PyTorch's one_hot)."""
+    labels = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: labels must be integers, got {labels.dtype}")
+    if num_classes < 0:
+        num_classes = int(labels.max()) + 1 if labels.size else 0
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"one_hot: labels must be in [0, {num_classes}), got values in "
+            f"[{labels.min()}, {labels.max()}]"
+        )
+    return Tensor(np.eye(num_classes, dtype=np.int64)[labels], dtype=np.int64)
