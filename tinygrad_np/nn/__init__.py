@@ -26,7 +26,7 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
-    def children(self):
+    def _entries(self):
         """(name, value) for what this module holds: its attributes, and the entries of its
         lists, tuples and dicts as 'attribute.key'. Containers override it to name entries."""
         for name, value in vars(self).items():
@@ -40,7 +40,7 @@ class Module:
     def named_parameters(self, prefix: str = "") -> list[tuple[str, Tensor]]:
         """(dotted name, tensor) for every parameter, in definition order, each tensor once."""
         found, seen = [], set()
-        for name, item in self.children():
+        for name, item in self._entries():
             if isinstance(item, Module):
                 pairs = item.named_parameters(prefix + name + ".")
             elif isinstance(item, Tensor) and item.requires_grad:
@@ -60,7 +60,7 @@ class Module:
     def modules(self) -> list[Module]:
         """This module and every module below it."""
         found = [self]
-        for _, item in self.children():
+        for _, item in self._entries():
             if isinstance(item, Module):
                 found.extend(item.modules())
         return found
@@ -194,7 +194,7 @@ class ModuleList(Module):
             self.append(module)
         return self
 
-    def children(self):
+    def _entries(self):
         return ((str(i), module) for i, module in enumerate(self.items))
 
     def __getitem__(self, i):
@@ -226,7 +226,7 @@ class ModuleDict(Module):
             )
         self.items[key] = module
 
-    def children(self):
+    def _entries(self):
         return iter(self.items.items())
 
     def __getitem__(self, key: str) -> Module:
