@@ -439,4 +439,46 @@ GRAD_CASES: dict[str, Case] = {
         ),
         lambda a, **k: torch.nn.functional.kl_div(a, **_tt(k)),
     ),
+    "softplus": Case(
+        lambda a: F.softplus(a, beta=1.5, threshold=4.0),
+        one(arrays(lo=-5.0, hi=5.0, away_from=(4.0 / 1.5,))),
+        lambda a: torch.nn.functional.softplus(a, beta=1.5, threshold=4.0),
+    ),
+    "silu": Case(lambda a: F.silu(a), one(arrays()), lambda a: torch.nn.functional.silu(a)),
+    "mish": Case(lambda a: F.mish(a), one(arrays()), lambda a: torch.nn.functional.mish(a)),
+    "elu": Case(
+        lambda a: F.elu(a, 0.7),
+        one(arrays(away_from=(0.0,))),
+        lambda a: torch.nn.functional.elu(a, 0.7),
+    ),
+    "celu": Case(
+        lambda a: F.celu(a, 0.5),
+        one(arrays(away_from=(0.0,))),
+        lambda a: torch.nn.functional.celu(a, 0.5),
+    ),
+    "selu": Case(
+        lambda a: F.selu(a), one(arrays(away_from=(0.0,))), lambda a: torch.nn.functional.selu(a)
+    ),
+    "hardtanh": Case(
+        lambda a: F.hardtanh(a, -0.5, 1.5),
+        one(arrays(away_from=(-0.5, 1.5))),
+        lambda a: torch.nn.functional.hardtanh(a, -0.5, 1.5),
+    ),
+    "relu6": Case(
+        lambda a: F.relu6(a),
+        one(arrays(lo=-2.0, hi=8.0, away_from=(0.0, 6.0))),
+        lambda a: torch.nn.functional.relu6(a),
+    ),
+    # no torch column: torch's hardsigmoid gradient uses a float32 1/6 even in float64 (3e-8 off)
+    "hardsigmoid": Case(
+        lambda a: F.hardsigmoid(a), one(arrays(lo=-5.0, hi=5.0, away_from=(-3.0, 3.0)))
+    ),
+    "hardswish": Case(
+        lambda a: F.hardswish(a),
+        one(arrays(lo=-5.0, hi=5.0, away_from=(-3.0, 3.0))),
+        lambda a: torch.nn.functional.hardswish(a),
+    ),
+    "softsign": Case(
+        lambda a: F.softsign(a), one(arrays()), lambda a: torch.nn.functional.softsign(a)
+    ),
 }

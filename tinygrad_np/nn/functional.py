@@ -35,6 +35,77 @@ def sigmoid(x: Tensor) -> Tensor:
     return x.sigmoid()
 
 
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta x)) / beta, stably (exact at 0); x itself where beta x > threshold (as
+    PyTorch)."""
+    z = x * beta
+    r = z.relu()
+    soft = (r + (1 + (z - 2 * r).exp()).log()) * (
+        1.0 / beta
+    )  # log(1+e^z) = relu(z) + log(1+e^-|z|)
+    return where(z.data > threshold, x, soft)
+
+
+def silu(x: Tensor) -> Tensor:
+    """x sigmoid(x) (also called swish)."""
+    return x * x.sigmoid()
+
+
+def mish(x: Tensor) -> Tensor:
+    """x tanh(softplus(x))."""
+    return x * softplus(x).tanh()
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x where x > 0, else alpha (exp(x) - 1); exp sees only x <= 0, so a large x cannot overflow."""
+    negative = where(x.data > 0, 0.0, x)  # not minimum(x, 0), which halves the gradient at 0
+    return where(x.data > 0, x, (negative.exp() - 1) * alpha)
+
+
+def celu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x where x > 0, else alpha (exp(x / alpha) - 1)."""
+    if alpha == 0:
+        raise ValueError("celu: alpha must not be 0")
+    negative = where(x.data > 0, 0.0, x)
+    return where(x.data > 0, x, ((negative * (1.0 / alpha)).exp() - 1) * alpha)
+
+
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def selu(x: Tensor) -> Tensor:
+    """scale * elu(x, alpha) with the self-normalising constants of Klambauer et al."""
+    return elu(x, SELU_ALPHA) * SELU_SCALE
+
+
+def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """x clipped to [min_val, max_val]; the gradient passes strictly inside (as PyTorch)."""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val {min_val} is above max_val {max_val}")
+    inside = (x.data > min_val) & (x.data < max_val)
+    return where(inside, x, np.clip(x.data, min_val, max_val))
+
+
+def relu6(x: Tensor) -> Tensor:
+    """min(max(x, 0), 6)."""
+    return hardtanh(x, 0.0, 6.0)
+
+
+def hardsigmoid(x: Tensor) -> Tensor:
+    """x / 6 + 1/2 clipped to [0, 1]; the gradient 1/6 strictly inside (-3, 3)."""
+    return hardtanh(x * (1 / 6) + 0.5, 0.0, 1.0)
+
+
+def hardswish(x: Tensor) -> Tensor:
+    """x hardsigmoid(x)."""
+    return x * hardsigmoid(x)
+
+
+def softsign(x: Tensor) -> Tensor:
+    """x / (1 + |x|)."""
+    return x / (x.abs() + 1)
+
+
 ACTIVATIONS = {
     "relu": relu,
     "leaky_relu": leaky_relu,
