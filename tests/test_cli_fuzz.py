@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from digits import write_sample_csvs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -72,14 +72,7 @@ CHOICES = {
 def template(tmp_path_factory):
     """A folder with tiny CSVs, a real checkpoint, and files that are not what they seem."""
     folder = tmp_path_factory.mktemp("template")
-    d = tg.data.load_mnist("sample")
-    for name, x, y in (
-        ("train.csv", d.x_train[:48], d.y_train[:48]),
-        ("test.csv", d.x_test[:16], d.y_test[:16]),
-    ):
-        frame = pd.DataFrame(x.reshape(len(x), -1), columns=[f"pixel{i}" for i in range(784)])
-        frame.insert(0, "label", y)
-        frame.to_csv(folder / name, index=False)
+    write_sample_csvs(folder, 48, 16)
     (folder / "notes.txt").write_text("my notes\n")
     (folder / "random.bin").write_bytes(np.random.default_rng(0).bytes(4096))
     (folder / "folder").mkdir()

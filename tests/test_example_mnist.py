@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from digits import write_sample_csvs
 
 from tinygrad_np import Tensor, data, nn, optim
 from tinygrad_np.nn import functional as F
@@ -78,14 +79,7 @@ def test_same_seed_same_result(tmp_path):
 
 
 def test_cli_reads_csv_files(tmp_path):
-    d = data.load_mnist("sample")
-    for name, x, y in (
-        ("train.csv", d.x_train[:600], d.y_train[:600]),
-        ("test.csv", d.x_test[:200], d.y_test[:200]),
-    ):
-        frame = pd.DataFrame(x.reshape(len(x), -1), columns=[f"pixel{i}" for i in range(784)])
-        frame.insert(0, "label", y)
-        frame.to_csv(tmp_path / name, index=False)
+    write_sample_csvs(tmp_path, 600, 200)
     result = run(
         "--train-csv",
         tmp_path / "train.csv",

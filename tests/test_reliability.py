@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from digits import write_sample_csvs
 
 import tinygrad_np as tg
 
@@ -163,14 +164,7 @@ def test_sigkill_while_writing_leaves_the_previous_checkpoint_readable(tmp_path)
 def tiny(tmp_path_factory):
     """A 60-row training CSV and a 20-row test CSV of real digits: a run takes about a second."""
     folder = tmp_path_factory.mktemp("tiny")
-    d = tg.data.load_mnist("sample")
-    for name, x, y in (
-        ("train.csv", d.x_train[:60], d.y_train[:60]),
-        ("test.csv", d.x_test[:20], d.y_test[:20]),
-    ):
-        frame = pd.DataFrame(x.reshape(len(x), -1), columns=[f"pixel{i}" for i in range(784)])
-        frame.insert(0, "label", y)
-        frame.to_csv(folder / name, index=False)
+    write_sample_csvs(folder, 60, 20)
     return folder
 
 
