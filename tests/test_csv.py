@@ -21,8 +21,11 @@ def test_a_header_without_a_label_column_is_refused_not_guessed(tmp_path):
     f = f[[*f.columns[1:], "digit"]]  # the label last, under another name
     path = tmp_path / "digits.csv"
     f.to_csv(path, index=False)
-    with pytest.raises(DataError, match=rf"^{path}: the header \(pixel0, pixel1, pixel2, \.\.\.\) "
-                       r"has no 'label' column.*--label-column"):
+    with pytest.raises(
+        DataError,
+        match=rf"^{path}: the header \(pixel0, pixel1, pixel2, \.\.\.\) "
+        r"has no 'label' column.*--label-column",
+    ):
         data.read_mnist_csv(path)
     x, y = data.read_mnist_csv(path, label_column="digit")
     np.testing.assert_array_equal(y, f["digit"])
@@ -62,7 +65,9 @@ def test_messages_use_file_line_numbers(tmp_path):
 def test_a_one_row_csv_cannot_be_split(tmp_path):
     path = tmp_path / "one.csv"
     frame(1).to_csv(path, index=False)
-    with pytest.raises(DataError, match=rf"^{path}: 1 data row; holding 1/6 out .* at least 2 rows"):
+    with pytest.raises(
+        DataError, match=rf"^{path}: 1 data row; holding 1/6 out .* at least 2 rows"
+    ):
         data.load_mnist(train_csv=path)
     frame(2).to_csv(path, index=False)
     d = data.load_mnist(train_csv=path)
@@ -85,8 +90,11 @@ def test_a_headerless_file_whose_first_column_is_constant_is_refused(tmp_path):
     f["pixel0"] = 0
     path = tmp_path / "last.csv"
     f.to_csv(path, index=False, header=False)
-    with pytest.raises(DataError, match=rf"^{path}: no header, and the first column, taken as the "
-                       r"label, is 0 on every line: it looks like a pixel column"):
+    with pytest.raises(
+        DataError,
+        match=rf"^{path}: no header, and the first column, taken as the "
+        r"label, is 0 on every line: it looks like a pixel column",
+    ):
         data.read_mnist_csv(path)
     np.testing.assert_array_equal(data.read_mnist_csv(path, label_column=784)[1], f["label"])
     same = frame(3)

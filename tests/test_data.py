@@ -411,7 +411,9 @@ def test_auto_gives_up_within_its_timeout_when_the_network_hangs(tmp_path):
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(remote, "_fetch", fetch)
-            d = data.load_mnist("auto", cache=tmp_path, mirrors=[url + "a/", url + "b/"], timeout=1.0)
+            d = data.load_mnist(
+                "auto", cache=tmp_path, mirrors=[url + "a/", url + "b/"], timeout=1.0
+            )
         assert d.name == "sample" and "timed out" in d.source
         assert timeouts == [0.5, 0.5]  # one try per mirror, sharing the 1-second budget
     finally:

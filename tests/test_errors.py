@@ -272,8 +272,11 @@ def test_detect_anomaly_sees_unrecorded_matmul():
 
 
 def test_empty_reductions_and_losses_say_so():
-    with pytest.raises(ValueError, match=r"mean: a tensor of shape \(0, 3\) has no elements to "
-                       r"average along axis 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"mean: a tensor of shape \(0, 3\) has no elements to "
+        r"average along axis 0",
+    ):
         Tensor(np.zeros((0, 3))).mean(axis=0)
     with pytest.raises(ValueError, match=r"mean: a tensor of shape \(0,\) has no elements"):
         Tensor(np.zeros(0)).mean()
@@ -281,8 +284,11 @@ def test_empty_reductions_and_losses_say_so():
     logits = Tensor(np.zeros((0, 10)), requires_grad=True)
     for grad in (True, False):
         logits.requires_grad = grad
-        with pytest.raises(ValueError, match=r"cross_entropy: an empty batch \(logits of shape "
-                           r"\(0, 10\)\)"):
+        with pytest.raises(
+            ValueError,
+            match=r"cross_entropy: an empty batch \(logits of shape "
+            r"\(0, 10\)\)",
+        ):
             tg.nn.functional.cross_entropy(logits, np.zeros(0, np.int64))
 
 
@@ -294,14 +300,23 @@ def test_tensor_of_none_is_a_type_error():
 def test_loss_errors_name_the_loss_and_the_fix():
     F = tg.nn.functional
     x = Tensor(np.full((2, 3), 0.5))
-    with pytest.raises(ValueError, match=r"mse_loss: input of shape \(2, 3\) and target of shape "
-                       r"\(3,\); give a target of the input's shape"):
+    with pytest.raises(
+        ValueError,
+        match=r"mse_loss: input of shape \(2, 3\) and target of shape "
+        r"\(3,\); give a target of the input's shape",
+    ):
         F.mse_loss(x, np.zeros(3))
-    with pytest.raises(ValueError, match=r"l1_loss: reduction must be one of \('mean', 'sum', "
-                       r"'none'\), got 'avg'"):
+    with pytest.raises(
+        ValueError,
+        match=r"l1_loss: reduction must be one of \('mean', 'sum', "
+        r"'none'\), got 'avg'",
+    ):
         F.l1_loss(x, np.zeros((2, 3)), reduction="avg")
-    with pytest.raises(ValueError, match=r"binary_cross_entropy: input must hold probabilities in "
-                       r"\[0, 1\], got values in \[-1, 0.5\]; for logits use binary_cross_entropy_"):
+    with pytest.raises(
+        ValueError,
+        match=r"binary_cross_entropy: input must hold probabilities in "
+        r"\[0, 1\], got values in \[-1, 0.5\]; for logits use binary_cross_entropy_",
+    ):
         F.binary_cross_entropy(Tensor([[-1.0, 0.5]]), np.zeros((1, 2)))
     with pytest.raises(ValueError, match="huber_loss: delta must be > 0"):
         F.huber_loss(x, np.zeros((2, 3)), delta=0)
