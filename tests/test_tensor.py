@@ -154,3 +154,18 @@ def test_tensor_shares_memory_only_when_no_cast_is_needed():
     a64 = np.ones(3)
     assert not np.shares_memory(Tensor(a64).data, a64)  # cast to float32: a copy
     assert np.shares_memory(Tensor(a64, dtype=np.float64).data, a64)
+
+
+def test_integer_and_bool_arrays_keep_their_dtype():
+    labels = np.array([0, 2, 1])
+    assert Tensor(labels).dtype == np.int64 and Tensor(labels).data is labels  # shared, no cast
+    assert Tensor(np.array([True, False])).dtype == np.bool_
+    assert Tensor(labels.astype(np.uint8)).dtype == np.uint8
+    assert Tensor([1, 2]).dtype == np.float32 and Tensor(np.arange(2.0)).dtype == np.float32
+    assert Tensor(labels, requires_grad=True).dtype == np.float32  # a gradient needs floats
+    assert Tensor(labels, dtype=np.float64).dtype == np.float64
+    logits = Tensor(np.zeros((3, 4)), requires_grad=True)
+    loss = tg.nn.functional.cross_entropy(logits, Tensor(labels))
+    assert loss.item() == pytest.approx(np.log(4))
+    x = Tensor(np.arange(5.0))
+    assert x[Tensor(np.array([4, 0]))].data.tolist() == [4.0, 0.0]

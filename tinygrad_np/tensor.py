@@ -40,7 +40,12 @@ class Tensor:
             data = data.data
         elif data is None:
             raise TypeError("Tensor: data is None; give a number, a (nested) list or an ndarray")
-        dtype = _FLOAT32 if dtype is None else np.dtype(dtype)
+        if dtype is not None:
+            dtype = np.dtype(dtype)
+        elif type(data) is np.ndarray and data.dtype.kind in "biu" and not requires_grad:
+            dtype = data.dtype  # integer and bool arrays keep their dtype: labels, indices, masks
+        else:
+            dtype = _FLOAT32
         if requires_grad and not _is_float(dtype):
             raise TypeError(
                 f"Tensor: requires_grad=True needs a floating dtype, got {dtype}; "
