@@ -49,7 +49,7 @@ def test_axis_out_of_range():
         t(2, 3).max(axis=-3)
     with pytest.raises(ValueError, match=r"mean: repeated axis"):
         t(2, 3).mean(axis=(0, -2))
-    with pytest.raises(ValueError, match=r"logsumexp: axis 2 out of range"):
+    with pytest.raises(ValueError, match=r"log_softmax: axis 2 out of range"):
         t(2, 3).log_softmax(axis=2)
 
 
@@ -320,3 +320,19 @@ def test_loss_errors_name_the_loss_and_the_fix():
         F.binary_cross_entropy(Tensor([[-1.0, 0.5]]), np.zeros((1, 2)))
     with pytest.raises(ValueError, match="huber_loss: delta must be > 0"):
         F.huber_loss(x, np.zeros((2, 3)), delta=0)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: Tensor(1.0).softmax(), r"^softmax: axis -1 out of range for a 0-d tensor"),
+        (lambda: Tensor(np.ones(3)).log_softmax(axis=2), r"^log_softmax: axis 2 out of range"),
+        (lambda: Tensor(np.ones(3)).logsumexp(axis=1), r"^logsumexp: axis 1 out of range"),
+        (lambda: tg.stack([Tensor(np.ones(2))], axis=3), r"^stack: axis 3 out of range"),
+        (lambda: Tensor(np.ones(2)).sum(axis=-2), r"^sum: axis -2 out of range"),
+    ],
+)
+def test_axis_errors_are_numpys_axis_error_and_name_the_op_called(call, message):
+    with pytest.raises(np.exceptions.AxisError, match=message) as caught:
+        call()
+    assert isinstance(caught.value, IndexError) and isinstance(caught.value, ValueError)

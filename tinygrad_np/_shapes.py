@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.exceptions import AxisError
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -29,8 +30,8 @@ def normalize_axis(axis, ndim: int, op: str) -> tuple[int, ...]:
     for a in axes:
         if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
             raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
-        if not -ndim <= a < ndim:
-            raise ValueError(
+        if not -ndim <= a < ndim:  # numpy's AxisError: both a ValueError and an IndexError
+            raise AxisError(
                 f"{op}: axis {int(a)} out of range for a {ndim}-d tensor; "
                 f"use an axis in [{-ndim}, {ndim - 1}]"
                 if ndim

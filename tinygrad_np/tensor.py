@@ -497,26 +497,27 @@ class Tensor:
             )
         return self.sum(axes, keepdims) * (1.0 / count)  # a Python float keeps float32 float32
 
-    def _shift(self, axis) -> np.ndarray:
-        """The max along axis (keepdims), a constant that stabilises exp; non-finite maxima become 0."""
-        m = self.data.max(axis=normalize_axis(axis, self.ndim, "logsumexp"), keepdims=True)
+    def _shift(self, axis, name: str) -> np.ndarray:
+        """The max along axis (keepdims), a constant that stabilises exp; non-finite maxima become 0.
+        name: the op the user called, for the axis error."""
+        m = self.data.max(axis=normalize_axis(axis, self.ndim, name), keepdims=True)
         return np.where(np.isfinite(m), m, 0)
 
     def logsumexp(self, axis=None, keepdims: bool = False) -> Tensor:
         """log(sum(exp(x))) along axis, computed stably."""
-        m = self._shift(axis)
+        m = self._shift(axis, "logsumexp")
         out = (self - m).exp().sum(axis, keepdims=True).log() + m
         return out if keepdims else out.squeeze(axis)
 
     def softmax(self, axis: int = -1) -> Tensor:
         e = (
-            self - self._shift(axis)
+            self - self._shift(axis, "softmax")
         ).exp()  # the shift cancels in the ratio; it only avoids overflow
         return e / e.sum(axis, keepdims=True)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
         shifted = self - self._shift(
-            axis
+            axis, "log_softmax"
         )  # constant shift: stability only; gradients are shift-invariant
         return shifted - shifted.exp().sum(axis, keepdims=True).log()
 
@@ -677,6 +678,7 @@ def stack(tensors, axis: int = 0) -> Tensor:
     tensors = [Tensor._lift(t) for t in tensors]
     if not tensors:
         raise ValueError("stack: needs at least one tensor")
+    normalize_axis(axis, tensors[0].ndim + 1, "stack")  # the error names stack, not unsqueeze
     return concatenate([t.unsqueeze(axis) for t in tensors], axis=axis)
 
 
