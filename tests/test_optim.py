@@ -166,5 +166,14 @@ def test_load_state_dict_names_a_value_that_is_not_a_number():
     state = opt.state_dict()
     with pytest.raises(ValueError, match=r"SGD.load_state_dict: lr='x' is not a number"):
         opt.load_state_dict({**state, "lr": "x"})
-    with pytest.raises(ValueError, match=r"SGD.load_state_dict: steps='2.5' is not a whole"):
-        opt.load_state_dict({**state, "steps": "2.5"})
+    with pytest.raises(ValueError, match=r"SGD.load_state_dict: step='2.5' is not a whole"):
+        opt.load_state_dict({**state, "step": "2.5"})
+
+
+def test_the_step_count_is_saved_as_step_and_read_under_its_old_name_too():
+    opt = optim.Adam([Tensor(np.ones(2), requires_grad=True)], lr=0.1)
+    opt.steps = 7
+    state = opt.state_dict()
+    assert state["step"] == 7 and "steps" not in state
+    opt.load_state_dict({**{k: v for k, v in state.items() if k != "step"}, "steps": 5})
+    assert opt.steps == 5

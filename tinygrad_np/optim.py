@@ -61,7 +61,7 @@ class Optimizer:
     def state_dict(self) -> dict[str, np.ndarray | float | int]:
         """Hyperparameters, the step count and per-parameter buffers ('<buffer>.<index>')."""
         out = {name: getattr(self, name) for name in self.hyperparameters}
-        out["steps"] = self.steps
+        out["step"] = self.steps  # PyTorch's name for the count
         for name, bufs in self.state.items():
             for i, buf in enumerate(bufs):
                 if buf is not None:
@@ -84,19 +84,20 @@ class Optimizer:
                     bufs[i] = arr.astype(p.dtype, copy=True)
                 else:
                     bufs[i] = None
-        for name in (*self.hyperparameters, "steps"):
-            value = state.get(name, getattr(self, name) if name != "steps" else 0)
+        count = state.get("step", state.get("steps", 0))  # 'steps' in states saved before
+        for name in (*self.hyperparameters, "step"):
+            value = count if name == "step" else state.get(name, getattr(self, name))
             try:
-                if name == "steps":
+                if name == "step":
                     value = int(value)
                 else:
                     value = tuple(map(float, value)) if np.ndim(value) else float(value)
             except (TypeError, ValueError):
                 raise ValueError(
                     f"{type(self).__name__}.load_state_dict: {name}={value!r:.40} is not a "
-                    f"{'whole number' if name == 'steps' else 'number'}"
+                    f"{'whole number' if name == 'step' else 'number'}"
                 ) from None
-            setattr(self, name, value)
+            setattr(self, "steps" if name == "step" else name, value)
 
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={getattr(self, k)}" for k in self.hyperparameters)
