@@ -1,6 +1,18 @@
 """tinygrad_np: a small reverse-mode autodiff framework on numpy."""
 
 from . import data, io, nn, ops, optim
+from .creation import (
+    arange,
+    empty,
+    eye,
+    full,
+    full_like,
+    linspace,
+    normal,
+    ones_like,
+    randint,
+    zeros_like,
+)
 from .data import DataError, load_mnist
 from .engine import AnomalyError, detect_anomaly, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck, numerical_grads
@@ -11,6 +23,16 @@ from .tensor import Tensor, concatenate, ones, randn, stack, uniform, where, zer
 __version__ = "0.1.0"
 
 __all__ = [
+    "arange",
+    "empty",
+    "eye",
+    "full",
+    "full_like",
+    "linspace",
+    "normal",
+    "ones_like",
+    "randint",
+    "zeros_like",
     "AnomalyError",
     "Checkpoint",
     "CheckpointError",
