@@ -481,4 +481,41 @@ GRAD_CASES: dict[str, Case] = {
     "softsign": Case(
         lambda a: F.softsign(a), one(arrays()), lambda a: torch.nn.functional.softsign(a)
     ),
+    "square": Case(lambda a: a.square(), one(arrays()), lambda a: torch.square(a)),
+    "reciprocal": Case(lambda a: a.reciprocal(), one(NONZERO), lambda a: torch.reciprocal(a)),
+    "rsqrt": Case(lambda a: a.rsqrt(), one(arrays(lo=0.1, hi=5.0)), lambda a: torch.rsqrt(a)),
+    "exp2": Case(lambda a: a.exp2(), one(arrays()), lambda a: torch.exp2(a)),
+    "log2": Case(lambda a: a.log2(), one(arrays(lo=0.1, hi=5.0)), lambda a: torch.log2(a)),
+    "log10": Case(lambda a: a.log10(), one(arrays(lo=0.1, hi=5.0)), lambda a: torch.log10(a)),
+    "logaddexp": Case(
+        lambda a, b: a.logaddexp(b), plain(broadcastable_pair()), lambda a, b: torch.logaddexp(a, b)
+    ),
+    "logaddexp_const": Case(
+        lambda a: a.logaddexp(0.5),
+        one(arrays()),
+        lambda a: torch.logaddexp(a, torch.tensor(0.5, dtype=a.dtype)),
+    ),
+    "var": Case(
+        lambda a, axis, keepdims: a.var(axis, ddof=1, keepdims=keepdims),
+        with_axis().filter(lambda c: _count(c) > 1),
+        lambda a, axis, keepdims: a.var(dim=_t_axes(axis, a.ndim), correction=1, keepdim=keepdims),
+    ),
+    "std": Case(
+        lambda a, axis, keepdims: a.std(axis, keepdims=keepdims),
+        with_axis(distinct=True).filter(lambda c: _count(c) > 1),
+        lambda a, axis, keepdims: a.std(dim=_t_axes(axis, a.ndim), correction=0, keepdim=keepdims),
+    ),
 }
+
+
+def _count(case) -> int:
+    """How many elements the case's reduction covers."""
+    (x,), kwargs = case
+    axis = kwargs["axis"]
+    axes = range(x.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
+    return int(np.prod([x.shape[a] for a in axes]))
+
+
+def _t_axes(axis, ndim):
+    """numpy's axis=None as torch's dim: every axis (torch's var(dim=None) does the same)."""
+    return tuple(range(ndim)) if axis is None else axis

@@ -336,3 +336,9 @@ def test_axis_errors_are_numpys_axis_error_and_name_the_op_called(call, message)
     with pytest.raises(np.exceptions.AxisError, match=message) as caught:
         call()
     assert isinstance(caught.value, IndexError) and isinstance(caught.value, ValueError)
+
+
+def test_var_without_degrees_of_freedom_says_so():
+    with pytest.raises(ValueError, match=r"var: 1 element along the axis and ddof=1 leave no degree"):
+        Tensor(np.ones((3, 1))).var(axis=1, ddof=1)
+    assert Tensor(np.ones((3, 2))).std(dim=1, correction=1, keepdim=True).shape == (3, 1)
