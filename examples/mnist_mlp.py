@@ -309,6 +309,17 @@ def resumed_settings(ckpt: tg.Checkpoint) -> dict:
             f"{settings['lr']}"
         )
     check_optimizer_state(ckpt, settings)
+    config = ckpt.meta.get("model", {}).get("config")
+    recorded = [28 * 28, *settings["hidden"], 10], settings["activation"], settings["dropout"]
+    if (
+        not isinstance(config, dict)
+        or (config.get("sizes"), config.get("activation"), config.get("dropout")) != recorded
+    ):
+        raise tg.CheckpointError(
+            f"{path}: the recorded settings (--hidden {' '.join(map(str, settings['hidden']))} "
+            f"--activation {settings['activation']} --dropout {settings['dropout']}) are not the "
+            f"architecture its model records ({config!r:.80}); the file was edited"
+        )
     return settings
 
 

@@ -330,6 +330,10 @@ def edit_meta(path, edit, whole=False):
         (lambda e: e.update(schedule=[]), "the recorded 'schedule' is not a cosine schedule"),
         (lambda e: e.pop("history"), "the recorded 'history' is not a list of epochs 1 to 1"),
         (lambda e: e.update(history=[{}]), "the recorded 'history' is not a list of epochs"),
+        (
+            lambda e: e["args"].update(hidden=[16]),
+            "(--hidden 16 --activation relu --dropout 0.1) are",
+        ),
     ],
 )
 def test_hand_edited_checkpoint_settings_are_one_line(tiny, tmp_path, edit, message):
