@@ -342,3 +342,10 @@ def test_var_without_degrees_of_freedom_says_so():
     with pytest.raises(ValueError, match=r"var: 1 element along the axis and ddof=1 leave no degree"):
         Tensor(np.ones((3, 1))).var(axis=1, ddof=1)
     assert Tensor(np.ones((3, 2))).std(dim=1, correction=1, keepdim=True).shape == (3, 1)
+
+
+def test_std_names_itself_in_its_errors():
+    with pytest.raises(ValueError, match=r"^std: 1 element along the axis and ddof=1"):
+        Tensor(np.ones((3, 1))).std(axis=1, ddof=1)
+    with pytest.raises(np.exceptions.AxisError, match=r"^std: axis 2 out of range"):
+        Tensor(np.ones(3)).std(axis=2)

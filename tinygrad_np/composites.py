@@ -59,18 +59,7 @@ class Composites:
     ):
         """The variance along axis, dividing by n - ddof (numpy's ddof; PyTorch's correction=,
         dim= and keepdim= also accepted)."""
-        axis = dim if dim is not None else axis
-        keepdims = keepdim if keepdim is not None else keepdims
-        ddof = correction if correction is not None else ddof
-        axes = normalize_axis(axis, self.ndim, "var")
-        n = math.prod(self.shape[a] for a in axes)
-        if n - ddof <= 0:
-            raise ValueError(
-                f"var: {n} element{'s' * (n != 1)} along the axis and ddof={ddof} leave no degree "
-                f"of freedom; use a smaller ddof"
-            )
-        centred = self - self.mean(axes, keepdims=True)
-        return (centred * centred).sum(axes, keepdims) * (1.0 / (n - ddof))
+        return self._variance("var", axis, ddof, keepdims, correction, dim, keepdim)
 
     def std(
         self,
@@ -83,6 +72,19 @@ class Composites:
         keepdim=None,
     ):
         """sqrt(var(...)), with var's arguments."""
-        return self.var(
-            axis, ddof, keepdims, correction=correction, dim=dim, keepdim=keepdim
-        ).sqrt()
+        return self._variance("std", axis, ddof, keepdims, correction, dim, keepdim).sqrt()
+
+    def _variance(self, name, axis, ddof, keepdims, correction, dim, keepdim):
+        """var's computation; name: the op the user called, for its errors."""
+        axis = dim if dim is not None else axis
+        keepdims = keepdim if keepdim is not None else keepdims
+        ddof = correction if correction is not None else ddof
+        axes = normalize_axis(axis, self.ndim, name)
+        n = math.prod(self.shape[a] for a in axes)
+        if n - ddof <= 0:
+            raise ValueError(
+                f"{name}: {n} element{'s' * (n != 1)} along the axis and ddof={ddof} leave no "
+                f"degree of freedom; use a smaller ddof"
+            )
+        centred = self - self.mean(axes, keepdims=True)
+        return (centred * centred).sum(axes, keepdims) * (1.0 / (n - ddof))

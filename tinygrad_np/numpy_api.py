@@ -39,6 +39,9 @@ UFUNCS = {
 
 
 def _reduction(method: str):
+    """np.sum/mean/max/min(a, axis, ..., keepdims) as the Tensor method (np.max has no dtype=, so
+    numpy refuses one before it reaches here)."""
+
     def run(a, axis=None, dtype=None, out=None, keepdims=False, **unsupported):
         if dtype is not None or unsupported:
             names = ["dtype"] * (dtype is not None) + sorted(unsupported)
@@ -51,24 +54,13 @@ def _reduction(method: str):
     return run
 
 
-def _extremum(method: str):
-    def run(a, axis=None, out=None, keepdims=False, **unsupported):
-        if unsupported:
-            raise TypeError(
-                f"numpy.{method} on a Tensor: {', '.join(sorted(unsupported))} is not supported"
-            )
-        return getattr(a, method)(axis=axis, keepdims=keepdims)
-
-    return run
-
-
 FUNCTIONS = {
     np.sum: _reduction("sum"),
     np.mean: _reduction("mean"),
-    np.max: _extremum("max"),
-    np.min: _extremum("min"),
-    np.amax: _extremum("max"),
-    np.amin: _extremum("min"),
+    np.max: _reduction("max"),
+    np.min: _reduction("min"),
+    np.amax: _reduction("max"),
+    np.amin: _reduction("min"),
     np.reshape: lambda a, shape=None, **kw: a.reshape(kw.get("newshape", shape)),
     np.transpose: lambda a, axes=None: a.transpose(*(() if axes is None else axes)),
     np.squeeze: lambda a, axis=None: a.squeeze(axis),

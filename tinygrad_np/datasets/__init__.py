@@ -3,6 +3,7 @@ checksum-verified download into a cache (datasets/remote.py)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,7 +195,6 @@ def _short(error: Exception, limit: int = 160) -> str:
     """A download error in at most limit characters, on one line, for the trainer's first line:
     mirror URLs shortened to their host, the first mirror's reason kept (the others counted), and a
     cut, if one is still needed, at a word boundary, marked with '…'."""
-    import re
 
     text = " ".join(str(error).split())
     if len(text) <= limit:
