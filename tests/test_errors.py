@@ -103,16 +103,16 @@ def test_op_backward_with_a_wrong_shape_is_reported_as_a_bug_in_that_op():
 
 def test_a_subclass_of_a_built_in_op_gets_its_gradients_checked():
     class WrongDtypeReLU(ops.ReLU):  # built-ins skip the engine's check; subclasses elsewhere don't
-        def backward(self, grad):
-            return (super().backward(grad)[0].astype(np.float64),)
+        def vjp(self, xp, g, out, x):
+            return (super().vjp(xp, g, out, x)[0].astype(np.float64),)
 
     assert ops.ReLU._trusted and not WrongDtypeReLU._trusted
     with pytest.raises(
         RuntimeError,
-        match=r"WrongDtypeReLU.backward returned a grad of shape \(2,\) \(float64\) for input 0 "
+        match=r"WrongDtypeReLU.vjp returned a grad of shape \(2,\) \(float64\) for input 0 "
         r"of shape \(2,\) \(float32\)",
     ):
-        WrongDtypeReLU.apply(t(2, requires_grad=True)).sum().backward()
+        tg.apply(WrongDtypeReLU, t(2, requires_grad=True)).sum().backward()
 
 
 def test_op_backward_returning_the_wrong_arity_or_none():

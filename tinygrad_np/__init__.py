@@ -1,6 +1,7 @@
 """tinygrad_np: a small reverse-mode autodiff framework on numpy."""
 
-from . import data, io, nn, ops, optim
+from . import autograd, data, io, nn, ops, optim
+from .autodiff import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 from .creation import (
     arange,
     empty,
@@ -15,10 +16,11 @@ from .creation import (
 )
 from .data import DataError, load_mnist
 from .engine import AnomalyError, detect_anomaly, is_grad_enabled, no_grad
-from .gradcheck import GradcheckError, gradcheck, numerical_grads
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck, numerical_grads
 from .io.checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore, save_checkpoint
-from .ops import Op
-from .tensor import Tensor, concatenate, ones, randn, stack, uniform, where, zeros
+from .custom import Op, Rule
+from .ops import HigherOrderError
+from .tensor import Tensor, apply, concatenate, ones, randn, stack, uniform, where, zeros
 
 __version__ = "0.1.0"
 
@@ -34,6 +36,17 @@ __all__ = [
     "randint",
     "zeros_like",
     "AnomalyError",
+    "apply",
+    "autograd",
+    "grad",
+    "hessian",
+    "hvp",
+    "jacobian",
+    "jvp",
+    "value_and_grad",
+    "vjp",
+    "HigherOrderError",
+    "Rule",
     "Checkpoint",
     "CheckpointError",
     "concatenate",
@@ -42,6 +55,7 @@ __all__ = [
     "detect_anomaly",
     "gradcheck",
     "GradcheckError",
+    "gradgradcheck",
     "io",
     "is_grad_enabled",
     "load_checkpoint",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .autodiff import vjp
 from .engine import no_grad
-from .tensor import Tensor
+from .tensor import Tensor, concatenate
 
 
 class GradcheckError(AssertionError):
@@ -41,18 +42,44 @@ def numerical_grads(fn, arrays, cotangent: np.ndarray, eps: float = 1e-6) -> lis
 
 
 def gradcheck(
-    fn, *arrays, eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-7, seed: int = 0
+    fn,
+    *arrays,
+    eps: float = 1e-6,
+    rtol: float = 1e-5,
+    atol: float = 1e-7,
+    seed: int = 0,
+    order: int = 1,
 ) -> bool:
-    """Check fn's backward against central differences, every element of every input, in float64.
+    """Check fn's derivatives against central differences, every element of every input, in float64.
 
     fn takes one Tensor per array and returns a Tensor. The output is contracted with a random
     cotangent (never all ones, which would hide a backward that forgets to multiply by grad).
+    order=2 checks the gradient of the gradient: the vjp of fn with a fixed random cotangent v,
+    as a function of the inputs, is itself checked at order 1 (so its own vjp, the second
+    derivative, meets central differences with another random cotangent); order=3 goes once more.
     Returns True, or raises GradcheckError naming the input, the number of bad elements and the
-    worst element's analytic and numeric values.
+    worst element's analytic and numeric values (and the order).
     """
     if not arrays:
         raise GradcheckError("gradcheck: give at least one input array")
+    if order not in (1, 2, 3):
+        raise ValueError(f"gradcheck: order must be 1, 2 or 3, got {order!r}")
     arrays = [np.array(a, dtype=np.float64) for a in arrays]
+    if order > 1:
+        out = _evaluate(fn, arrays)
+        v = np.random.default_rng(seed + 1000 * order).standard_normal(out.shape)
+        try:
+            return gradcheck(
+                _vjp_function(fn, v),
+                *arrays,
+                eps=eps,
+                rtol=rtol,
+                atol=atol,
+                seed=seed,
+                order=order - 1,
+            )
+        except GradcheckError as e:
+            raise GradcheckError(f"order {order}: {e}") from None
     xs = [Tensor(a.copy(), dtype=np.float64, requires_grad=True) for a in arrays]
     out = fn(*xs)
     if not isinstance(out, Tensor):
@@ -80,3 +107,20 @@ def gradcheck(
                 f"numeric {num[worst]:.10g} (rtol={rtol}, atol={atol})"
             )
     return True
+
+
+def gradgradcheck(fn, *arrays, **kwargs) -> bool:
+    """gradcheck(fn, *arrays, order=2): PyTorch's name for the second-order check."""
+    return gradcheck(fn, *arrays, order=2, **kwargs)
+
+
+def _vjp_function(fn, v: np.ndarray):
+    """xs -> every input's gradient of sum(fn(*xs) * v), flattened and joined: a function whose
+    derivative is fn's second derivative (recorded: the rules run on the Tensor namespace)."""
+
+    def vjp_of_fn(*xs):
+        _, pull = vjp(fn, *xs)
+        grads = pull(Tensor(v, dtype=np.float64))
+        return concatenate([g.reshape(-1) for g in grads])
+
+    return vjp_of_fn

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from . import numpy_api, ops
+from . import backend, numpy_api, ops
 from .composites import Composites
 from ._shapes import broadcast_shape, normalize_axis
 from .engine import ANOMALY, GRAD_ENABLED, RELEASED, check_finite, run_backward
@@ -83,7 +83,10 @@ class Tensor(Composites):
             else (False,) * len(parents)
         )
         op = op_cls(needs)
-        data = op.forward(*[p.data for p in parents], **attrs)
+        if op_cls.is_rule:
+            data = op.forward(backend, *[p.data for p in parents], **attrs)
+        else:  # an ndarray-only Op of the first engine
+            data = op.forward(*[p.data for p in parents], **attrs)
         if type(data) is not np.ndarray:
             data = np.asarray(data)
         if parents:
@@ -141,13 +144,21 @@ class Tensor(Composites):
 
     # --- the engine ---
 
-    def backward(self, grad=None, retain_graph: bool = False) -> None:
+    def backward(self, grad=None, retain_graph: bool = False, create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) * grad into every leaf's .grad that requires grad.
 
-        Gradients add up across calls until reset (``t.grad = None`` or ``optimizer.zero_grad()``).
-        The graph is freed as it is walked unless retain_graph=True; a freed graph cannot be
-        walked again.
+        First order: .grad is an ndarray. Gradients add up across calls until reset (``t.grad =
+        None`` or ``optimizer.zero_grad()``). The graph is freed as it is walked unless
+        retain_graph=True; a freed graph cannot be walked again. For a gradient you can
+        differentiate again, use ``tinygrad_np.autograd.grad(..., create_graph=True)``.
         """
+        if create_graph:
+            raise TypeError(
+                "backward(create_graph=True): .grad holds plain ndarrays here, so a gradient "
+                "meant to be differentiated again is returned instead: "
+                "gx, = tinygrad_np.autograd.grad(loss, [x], create_graph=True) (a Tensor on the "
+                "graph), or tinygrad_np.grad(fn) for a function"
+            )
         if not self.requires_grad:
             raise RuntimeError(
                 "backward(): this tensor does not require grad; create the inputs "
@@ -389,7 +400,7 @@ class Tensor(Composites):
                 )
         if GRAD_ENABLED.get() and (self.requires_grad or other.requires_grad):
             op = ops.MatMul((self.requires_grad, other.requires_grad))  # hot: recorded directly
-            return record(op, op.forward(self.data, other.data), (self, other))
+            return record(op, op.forward(backend, self.data, other.data), (self, other))
         return Tensor._apply(ops.MatMul, self, other)
 
     def __matmul__(self, other):
@@ -437,6 +448,39 @@ class Tensor(Composites):
     def __ge__(self, other):
         return self._compare(np.greater_equal, other, "ge")
 
+    # --- logical and bitwise operators on bool and integer tensors (no gradient) ---
+
+    def _logical(self, ufunc, other, name: str) -> Tensor:
+        for t in (self, other):
+            kind = np.asarray(t.data if isinstance(t, Tensor) else t).dtype
+            if kind.kind not in "biu":
+                raise TypeError(
+                    f"{name}: needs bool or integer operands, got {kind}; compare first "
+                    f"(for example (t > 0) {'&' if name == 'and' else '|'} mask)"
+                )
+        return self._compare(ufunc, other, name)
+
+    def __and__(self, other):
+        return self._logical(np.bitwise_and, other, "and")
+
+    def __rand__(self, other):
+        return self._logical(np.bitwise_and, other, "and")
+
+    def __or__(self, other):
+        return self._logical(np.bitwise_or, other, "or")
+
+    def __ror__(self, other):
+        return self._logical(np.bitwise_or, other, "or")
+
+    def __xor__(self, other):
+        return self._logical(np.bitwise_xor, other, "xor")
+
+    def __rxor__(self, other):
+        return self._logical(np.bitwise_xor, other, "xor")
+
+    def __invert__(self):
+        return self._logical(lambda x, _: np.invert(x), True, "invert")
+
     # --- unary ---
 
     def exp(self) -> Tensor:
@@ -450,7 +494,9 @@ class Tensor(Composites):
         if type(self._op) is ops.Linear and GRAD_ENABLED.get():  # (x @ W + b).relu(): one node
             op = ops.LinearReLU(self._op.needs_grad)  # the same inputs as the Linear node
             x, w, b = self._parents
-            return record(op, op.forward(x.data, w.data, b.data, preact=self.data), self._parents)
+            return record(
+                op, op.forward(backend, x.data, w.data, b.data, preact=self.data), self._parents
+            )
         return Tensor._apply(ops.ReLU, self)
 
     def tanh(self) -> Tensor:
@@ -604,7 +650,9 @@ def _linear(product, bias) -> Tensor | None:
     ):
         return None
     op = ops.Linear(product._op.needs_grad + (bias.requires_grad,))
-    return record(op, op.forward(x.data, w.data, bias.data, product=product.data), (x, w, bias))
+    return record(
+        op, op.forward(backend, x.data, w.data, bias.data, product=product.data), (x, w, bias)
+    )
 
 
 _COMPARABLE = (Tensor, np.ndarray, np.generic, int, float, list, tuple)  # `t == None` is False
@@ -619,7 +667,7 @@ def _protocol_kwargs(name: str, kwargs: dict) -> TypeError:
     return TypeError(f"numpy.{name} on a Tensor: {', '.join(sorted(kwargs))} is not supported")
 
 
-def record(op: ops.Op, data: np.ndarray, parents: tuple) -> Tensor:
+def record(op: ops.Rule, data: np.ndarray, parents: tuple) -> Tensor:
     """A Tensor for data, recorded as op's output (for fused ops built from checked parts)."""
     if ANOMALY.get():
         check_finite(data, type(op).__name__, [p.data for p in parents])
@@ -657,6 +705,11 @@ def _index_part(i):
 
 
 # --- module functions ---
+
+
+def apply(rule, *inputs, **attrs) -> Tensor:
+    """Run a rule (an ops.Rule or ops.Op subclass) on Tensors, constants wrapped, recording it."""
+    return Tensor._apply(rule, *(Tensor._lift(x) for x in inputs), **attrs)
 
 
 def where(cond, x, y) -> Tensor:

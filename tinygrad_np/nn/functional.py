@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .. import ops
+from .. import backend, ops
 from ..engine import GRAD_ENABLED
 from ..tensor import Tensor, record, where
 
@@ -124,7 +124,7 @@ def cross_entropy(logits: Tensor, labels) -> Tensor:
         labels = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
     if type(logits) is Tensor and logits.requires_grad and GRAD_ENABLED.get():
         op = ops.CrossEntropy((True,))  # hot: recorded directly, as matmul
-        return record(op, op.forward(logits.data, labels=labels), (logits,))
+        return record(op, op.forward(backend, logits.data, labels=labels), (logits,))
     return Tensor._apply(ops.CrossEntropy, logits, labels=labels)
 
 
