@@ -117,9 +117,10 @@ def row_max(x: np.ndarray) -> np.ndarray:
     return x.max(axis=1, keepdims=True)
 
 
-def cross_entropy_grad(g, x, labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """g * (softmax(x) - onehot(labels)) / n, from the probabilities the forward already made."""
+def cross_entropy_grad(g, x, labels: np.ndarray, rows: np.ndarray, probs: np.ndarray):
+    """g * (softmax(x) - onehot(labels)) / n, from the probabilities the forward already made
+    (rows: arange(n), also the forward's)."""
     scale = float(g) / len(labels)  # a Python float keeps float32 float32
     dx = probs * scale  # a new array: probs stays intact for another backward()
-    dx[np.arange(len(labels)), labels] -= scale
+    dx[rows, labels] -= scale
     return dx

@@ -162,13 +162,14 @@ def walk(roots, grads, xp, retain_graph: bool, wanted=()) -> dict:
             found[node] = g
         op = node._op
         parents = node._parents
+        n = len(parents)
         if on_tensors:
             grads = op.vjp(xp, g, node, *parents)
-        elif len(parents) == 1:  # spelled out for one to three inputs: 0.15 us a node less
+        elif n == 1:  # spelled out for one to three inputs: 0.15 us a node less
             grads = op.vjp(xp, g, node.data, parents[0].data)
-        elif len(parents) == 2:
+        elif n == 2:
             grads = op.vjp(xp, g, node.data, parents[0].data, parents[1].data)
-        elif len(parents) == 3:
+        elif n == 3:
             grads = op.vjp(xp, g, node.data, parents[0].data, parents[1].data, parents[2].data)
         else:
             grads = op.vjp(xp, g, node.data, *[p.data for p in parents])
@@ -176,10 +177,10 @@ def walk(roots, grads, xp, retain_graph: bool, wanted=()) -> dict:
             for i, pg in enumerate(grads if type(grads) is tuple else ()):
                 if isinstance(pg, kind):
                     check_finite(xp.value(pg), type(op).__name__, [xp.value(g)], "backward", i)
-        if type(grads) is not tuple or len(grads) != len(parents):
+        if type(grads) is not tuple or len(grads) != n:
             raise RuntimeError(
                 f"{_method(op)} must return a tuple with one "
-                f"entry per input ({len(parents)}), got {type(grads).__name__}"
+                f"entry per input ({n}), got {type(grads).__name__}"
             )
         checked = not op._trusted
         for parent, pg in zip(parents, grads):

@@ -487,16 +487,17 @@ class CrossEntropy(Rule):
         if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
             _bad_labels(labels, x.shape[1])
         shifted = x - xp.row_max(x)
+        rows = np.arange(x.shape[0])
         try:
-            picked = shifted[np.arange(x.shape[0]), labels]  # raises for a label >= classes
+            picked = shifted[rows, labels]  # raises for a label >= classes
         except IndexError:
             _bad_labels(labels, x.shape[1])
         probs = np.exp(shifted)
         sums = xp.row_sums(probs)
         probs /= sums[:, None]  # in place: probs is ours
-        self.probs, self.labels = probs, labels
+        self.probs, self.rows, self.labels = probs, rows, labels
         loss = (np.log(sums) - picked).sum() / x.shape[0]
         return np.asarray(loss, dtype=x.dtype)
 
     def vjp(self, xp, g, out, x):
-        return (xp.cross_entropy_grad(g, x, self.labels, self.probs),)
+        return (xp.cross_entropy_grad(g, x, self.labels, self.rows, self.probs),)
