@@ -234,6 +234,25 @@ def linear_case(draw):
 
 POSITIVE = arrays(lo=0.1, hi=10.0)
 NONZERO = arrays(away_from=(0.0,), margin=0.3)
+UNIT = arrays(lo=-0.9, hi=0.9)  # arcsin, arccos, arctanh: inside (-1, 1), where they are smooth
+# rounding: values a step from every integer and half-integer, where floor/round/... jump
+OFF_GRID = arrays(away_from=tuple(np.arange(-3.0, 3.25, 0.5)), margin=0.01)
+# arctan2 and hypot: no point within 0.3 of the origin, where they have no derivative
+AWAY_FROM_ORIGIN = broadcastable_pair().filter(lambda p: np.all(np.hypot(p[0], p[1]) > 0.3))
+# arctan2(y, x) also jumps by 2 pi across its branch cut, y = 0 with x < 0
+OFF_BRANCH_CUT = AWAY_FROM_ORIGIN.filter(lambda p: np.all((np.abs(p[0]) > 1e-3) | (p[1] > 0)))
+
+
+def _off_grid(q, margin=1e-3) -> bool:
+    """Every element of q at least margin from an integer (where x mod y and fmod jump)."""
+    return bool(np.all(np.abs(q - np.rint(q)) > margin))
+
+
+def _off_multiples(step):
+    """(x, y) with |y| >= 0.3 and x / y off the integers: x - y * step(x / y) is smooth there."""
+    return broadcastable_arrays(2).filter(
+        lambda p: np.all(np.abs(p[1]) >= 0.3) and _off_grid(p[0] / p[1])
+    )
 
 
 def _t_logsumexp(a, axis, keepdims):
@@ -334,6 +353,22 @@ GRAD_CASES: dict[str, Case] = {
         lambda a, labels: F.cross_entropy(a, labels),
         logits_labels(),
         lambda a, labels: torch.nn.functional.cross_entropy(a, torch.from_numpy(labels)),
+    ),
+    "Sin": Case(lambda a: a.sin(), one(arrays()), lambda a: a.sin()),
+    "Cos": Case(lambda a: a.cos(), one(arrays()), lambda a: a.cos()),
+    "Arcsin": Case(lambda a: a.arcsin(), one(UNIT), lambda a: a.asin()),
+    "Arctan": Case(lambda a: a.arctan(), one(arrays()), lambda a: a.atan()),
+    "Arcsinh": Case(lambda a: a.arcsinh(), one(arrays()), lambda a: a.asinh()),
+    "Arccosh": Case(lambda a: a.arccosh(), one(arrays(lo=1.1, hi=5.0)), lambda a: a.acosh()),
+    "Arctanh": Case(lambda a: a.arctanh(), one(UNIT), lambda a: a.atanh()),
+    "Expm1": Case(lambda a: a.expm1(), one(arrays()), lambda a: a.expm1()),
+    "Log1p": Case(lambda a: a.log1p(), one(arrays(lo=-0.9, hi=5.0)), lambda a: a.log1p()),
+    "Step": Case(lambda a: a.floor(), one(OFF_GRID), lambda a: a.floor()),
+    "Arctan2": Case(
+        lambda a, b: a.arctan2(b), plain(OFF_BRANCH_CUT), lambda a, b: torch.atan2(a, b)
+    ),
+    "Hypot": Case(
+        lambda a, b: a.hypot(b), plain(AWAY_FROM_ORIGIN), lambda a, b: torch.hypot(a, b)
     ),
     # --- composites ---
     "bias_first_linear": Case(lambda x, w, b: b + x @ w, linear_case(), lambda x, w, b: b + x @ w),
@@ -527,6 +562,35 @@ GRAD_CASES: dict[str, Case] = {
         lambda a, axis, keepdims: a.std(axis, keepdims=keepdims),
         with_axis(distinct=True).filter(lambda c: _count(c) > 1),
         lambda a, axis, keepdims: a.std(dim=_t_axes(axis, a.ndim), correction=0, keepdim=keepdims),
+    ),
+    "tan": Case(lambda a: a.tan(), one(arrays(lo=-1.2, hi=1.2)), lambda a: a.tan()),
+    "arccos": Case(lambda a: a.arccos(), one(UNIT), lambda a: a.acos()),
+    "sinh": Case(lambda a: a.sinh(), one(arrays()), lambda a: a.sinh()),
+    "cosh": Case(lambda a: a.cosh(), one(arrays()), lambda a: a.cosh()),
+    "ceil": Case(lambda a: a.ceil(), one(OFF_GRID), lambda a: a.ceil()),
+    "round": Case(lambda a: a.round(), one(OFF_GRID), lambda a: a.round()),
+    "trunc": Case(lambda a: a.trunc(), one(OFF_GRID), lambda a: a.trunc()),
+    "sign": Case(lambda a: a.sign(), one(NONZERO), lambda a: a.sign()),
+    "remainder": Case(
+        lambda a, b: a % b, plain(_off_multiples(np.floor)), lambda a, b: torch.remainder(a, b)
+    ),
+    "rmod_const": Case(
+        lambda a: 2.5 % a,
+        one(NONZERO.filter(lambda b: _off_grid(2.5 / b))),
+        lambda a: torch.remainder(torch.tensor(2.5, dtype=a.dtype), a),
+    ),
+    "fmod": Case(
+        lambda a, b: a.fmod(b), plain(_off_multiples(np.trunc)), lambda a, b: torch.fmod(a, b)
+    ),
+    "fmax": Case(
+        lambda a, b: a.fmax(b),
+        plain(broadcastable_pair().filter(lambda p: np.all(np.abs(p[0] - p[1]) > 1e-3))),
+        lambda a, b: torch.fmax(a, b),
+    ),
+    "fmin": Case(
+        lambda a, b: a.fmin(b),
+        plain(broadcastable_pair().filter(lambda p: np.all(np.abs(p[0] - p[1]) > 1e-3))),
+        lambda a, b: torch.fmin(a, b),
     ),
 }
 

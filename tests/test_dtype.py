@@ -2,14 +2,16 @@
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cases import GRAD_CASES
 from tinygrad_np import Tensor
 
 
+# a dtype follows the op and the shapes, not the values: fewer draws than the gradient tables
 @pytest.mark.parametrize("name", sorted(set(GRAD_CASES) - {"Cast"}))
+@settings(max_examples=40)
 @given(data=st.data())
 def test_float32_stays_float32(name, data):
     case = GRAD_CASES[name]

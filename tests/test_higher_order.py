@@ -30,7 +30,9 @@ ELEMENTWISE = [
     "Where", "sub", "rdiv_const", "pow_const", "rpow_const", "sqrt", "abs", "clip", "minimum",
     "leaky_relu", "gelu", "softplus", "silu", "mish", "elu", "celu", "selu", "hardtanh", "relu6",
     "hardsigmoid", "hardswish", "softsign", "square", "reciprocal", "rsqrt", "exp2", "log2",
-    "log10", "logaddexp",
+    "log10", "logaddexp", "Sin", "Cos", "Arcsin", "Arctan", "Arcsinh", "Arccosh", "Arctanh",
+    "Expm1", "Log1p", "Step", "Arctan2", "Hypot", "tan", "arccos", "sinh", "cosh", "ceil",
+    "round", "trunc", "sign", "remainder", "rmod_const", "fmod", "fmax", "fmin",
 ]  # fmt: skip
 
 

@@ -72,7 +72,7 @@ def test_tensors_hash_by_identity_and_stay_dict_keys():
     "call, message",
     [
         (lambda t: np.cumsum(t), r"numpy.cumsum has no rule for tinygrad_np Tensors"),
-        (lambda t: np.sin(t), r"numpy.sin has no rule"),
+        (lambda t: np.cbrt(t), r"numpy.cbrt has no rule"),
         (lambda t: np.add.reduce(t), r"numpy.add.reduce has no rule"),
         (
             lambda t: np.exp(t, out=np.empty(3)),

@@ -27,6 +27,36 @@ UFUNCS = {
     np.sqrt: lambda x: x.sqrt(),
     np.tanh: lambda x: x.tanh(),
     np.absolute: lambda x: x.abs(),
+    np.sin: lambda x: x.sin(),
+    np.cos: lambda x: x.cos(),
+    np.tan: lambda x: x.tan(),
+    np.arcsin: lambda x: x.arcsin(),
+    np.arccos: lambda x: x.arccos(),
+    np.arctan: lambda x: x.arctan(),
+    np.sinh: lambda x: x.sinh(),
+    np.cosh: lambda x: x.cosh(),
+    np.arcsinh: lambda x: x.arcsinh(),
+    np.arccosh: lambda x: x.arccosh(),
+    np.arctanh: lambda x: x.arctanh(),
+    np.exp2: lambda x: x.exp2(),
+    np.expm1: lambda x: x.expm1(),
+    np.log2: lambda x: x.log2(),
+    np.log10: lambda x: x.log10(),
+    np.log1p: lambda x: x.log1p(),
+    np.square: lambda x: x.square(),
+    np.reciprocal: lambda x: x.reciprocal(),
+    np.sign: lambda x: x.sign(),
+    np.floor: lambda x: x.floor(),
+    np.ceil: lambda x: x.ceil(),
+    np.rint: lambda x: x.round(),
+    np.trunc: lambda x: x.trunc(),
+    np.remainder: lambda x, y: x.remainder(y),
+    np.fmod: lambda x, y: x.fmod(y),
+    np.arctan2: lambda y, x: y.arctan2(x),
+    np.hypot: lambda x, y: x.hypot(y),
+    np.logaddexp: lambda x, y: x.logaddexp(y),
+    np.fmax: lambda x, y: x.fmax(y),
+    np.fmin: lambda x, y: x.fmin(y),
     np.maximum: lambda x, y: x.maximum(y),
     np.minimum: lambda x, y: x.minimum(y),
     np.equal: lambda x, y: x.eq(y),
@@ -71,14 +101,28 @@ FUNCTIONS = {
     np.expand_dims: lambda a, axis: a.unsqueeze(axis),
     np.broadcast_to: lambda a, shape: a.broadcast_to(shape),
     np.clip: lambda a, a_min=None, a_max=None: a.clip(a_min, a_max),
+    np.round: lambda a, decimals=0: _rounded(a, decimals),
     np.shape: lambda a: a.shape,
     np.ndim: lambda a: a.ndim,
     np.size: lambda a: a.size,
 }
+
+
+def _rounded(a, decimals):
+    if decimals != 0:
+        raise TypeError(
+            f"numpy.round on a Tensor: decimals={decimals!r} is not supported; scale first: "
+            f"(t * 10**d).round() / 10**d"
+        )
+    return a.round()
+
+
 # where, concatenate and stack take several Tensors; tensor.py adds them beside its functions
 
 # numpy names whose Tensor spelling differs from numpy's, for the error that points to it
-METHOD_FOR = {"absolute": "abs", "true_divide": "/", "amax": "max", "amin": "min"}
+METHOD_FOR = {
+    "absolute": "abs", "true_divide": "/", "amax": "max", "amin": "min", "rint": "round",
+}  # fmt: skip
 
 
 def unsupported(name: str, has_method: bool) -> TypeError:

@@ -143,6 +143,112 @@ class Sigmoid(Rule):
         return (g * out * (1 - out),)
 
 
+class Sin(Rule):
+    """out = sin(x);  dx = g * cos(x)"""
+
+    def forward(self, xp, x):
+        return xp.sin(x)
+
+    def vjp(self, xp, g, out, x):
+        return (g * xp.cos(x),)
+
+
+class Cos(Rule):
+    """out = cos(x);  dx = -g * sin(x)"""
+
+    def forward(self, xp, x):
+        return xp.cos(x)
+
+    def vjp(self, xp, g, out, x):
+        return (-g * xp.sin(x),)
+
+
+class Arcsin(Rule):
+    """out = arcsin(x);  dx = g / sqrt(1 - x^2)   (inf at |x| = 1, as PyTorch)"""
+
+    def forward(self, xp, x):
+        return xp.arcsin(x)
+
+    def vjp(self, xp, g, out, x):
+        return (g * (1 - x * x) ** -0.5,)
+
+
+class Arctan(Rule):
+    """out = arctan(x);  dx = g / (1 + x^2)"""
+
+    def forward(self, xp, x):
+        return xp.arctan(x)
+
+    def vjp(self, xp, g, out, x):
+        return (g / (1 + x * x),)
+
+
+class Arcsinh(Rule):
+    """out = arcsinh(x);  dx = g / sqrt(x^2 + 1)"""
+
+    def forward(self, xp, x):
+        return xp.arcsinh(x)
+
+    def vjp(self, xp, g, out, x):
+        return (g * (x * x + 1) ** -0.5,)
+
+
+class Arccosh(Rule):
+    """out = arccosh(x) (x >= 1);  dx = g / sqrt(x^2 - 1)"""
+
+    def forward(self, xp, x):
+        return xp.arccosh(x)
+
+    def vjp(self, xp, g, out, x):
+        return (g * (x * x - 1) ** -0.5,)
+
+
+class Arctanh(Rule):
+    """out = arctanh(x) (|x| < 1);  dx = g / (1 - x^2)"""
+
+    def forward(self, xp, x):
+        return xp.arctanh(x)
+
+    def vjp(self, xp, g, out, x):
+        return (g / (1 - x * x),)
+
+
+class Expm1(Rule):
+    """out = exp(x) - 1, exact near 0;  dx = g * (out + 1)"""
+
+    def forward(self, xp, x):
+        return xp.expm1(x)
+
+    def vjp(self, xp, g, out, x):
+        return (g * (out + 1),)
+
+
+class Log1p(Rule):
+    """out = log(1 + x), exact near 0;  dx = g / (1 + x)"""
+
+    def forward(self, xp, x):
+        return xp.log1p(x)
+
+    def vjp(self, xp, g, out, x):
+        return (g / (1 + x),)
+
+
+class Step(Rule):
+    """out = floor, ceil, round (half to even), trunc or sign of x;  dx = 0   (as PyTorch)"""
+
+    KINDS = ("floor", "ceil", "round", "trunc", "sign")
+
+    def forward(self, xp, x, *, kind):
+        if kind not in self.KINDS:
+            raise ValueError(f"step: unknown kind {kind!r}; choose one of {list(self.KINDS)}")
+        if kind != "sign" and x.dtype.kind in "iub":
+            return x + 0  # integers are their own floor (numpy would return float64)
+        return getattr(xp, "rint" if kind == "round" else kind)(x)
+
+    def vjp(self, xp, g, out, x):
+        return (xp.zeros_like(g),)
+
+
 class Cast(Rule):
     """out = x.astype(dtype);  dx = g.astype(x.dtype)"""
 
@@ -221,6 +327,34 @@ class Maximum(Rule):
         gx = xp.where(x > y, g, xp.where(x == y, half, 0)) if self.needs_grad[0] else None
         gy = xp.where(y > x, g, xp.where(x == y, half, 0)) if self.needs_grad[1] else None
         return gx, gy
+
+
+class Arctan2(Rule):
+    """out = arctan2(y, x) (the angle of the point (x, y));  dy = g * x / r^2,  dx = -g * y / r^2"""
+
+    def forward(self, xp, y, x):
+        return xp.arctan2(y, x)
+
+    def vjp(self, xp, g, out, y, x):
+        scale = g / (x * x + y * y)
+        return (
+            scale * x if self.needs_grad[0] else None,
+            -scale * y if self.needs_grad[1] else None,
+        )
+
+
+class Hypot(Rule):
+    """out = sqrt(x^2 + y^2) without overflow;  dx = g * x / out,  dy = g * y / out"""
+
+    def forward(self, xp, x, y):
+        return xp.hypot(x, y)
+
+    def vjp(self, xp, g, out, x, y):
+        scale = g / out
+        return (
+            scale * x if self.needs_grad[0] else None,
+            scale * y if self.needs_grad[1] else None,
+        )
 
 
 class Where(Rule):

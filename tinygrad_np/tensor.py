@@ -11,6 +11,7 @@ import numpy as np
 
 from . import backend, numpy_api, ops
 from .composites import Composites
+from .elementwise import Elementwise
 from ._shapes import broadcast_shape, normalize_axis
 from .engine import ANOMALY, GRAD_ENABLED, RELEASED, check_finite, run_backward
 
@@ -28,7 +29,7 @@ def _shape_arg(shape) -> tuple[int, ...]:
     return tuple(int(n) for n in shape)
 
 
-class Tensor(Composites):
+class Tensor(Composites, Elementwise):
     """An ndarray that records the operations that made it, for reverse-mode autodiff."""
 
     __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "__weakref__")
