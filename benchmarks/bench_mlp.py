@@ -91,6 +91,59 @@ class TinygradStep:
         return loss.item()
 
 
+class TinygradJitStep(TinygradStep):
+    """The same step under tinygrad_np.jit (captured on the first two calls, then replayed)."""
+
+    name = "tg jit"
+
+    def __init__(self, weights):
+        super().__init__(weights)
+        self.step = tg.jit(self._step)
+
+    def _step(self, x, y):
+        loss = F.cross_entropy(self.model(Tensor(x)), y)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return loss
+
+    def __call__(self, x, y):
+        return self.step(x, y).item()
+
+
+class PlainStep:
+    """The README's plain expressions: x @ W + b, relu, log_softmax, an integer gather, mean."""
+
+    name, jitted = "plain", False
+
+    def __init__(self, weights):
+        self.params = [
+            Tensor(a.copy(), requires_grad=True) for pair in weights for a in pair
+        ]  # fmt: skip
+        self.opt = optim.SGD(self.params, lr=LR, momentum=MOMENTUM)
+        self.step = tg.jit(self._step) if self.jitted else self._step
+
+    def _step(self, x, y):
+        h, layers = Tensor(x), len(self.params) // 2
+        for i in range(layers):
+            h = h @ self.params[2 * i] + self.params[2 * i + 1]
+            if i < layers - 1:
+                h = h.relu()
+        logp = h.log_softmax(axis=-1)
+        loss = -logp[np.arange(len(y)), y].mean()
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return loss
+
+    def __call__(self, x, y):
+        return self.step(x, y).item()
+
+
+class PlainJitStep(PlainStep):
+    name, jitted = "plain jit", True
+
+
 class NumpyStep:
     name, mlp_class = "numpy", NumpyMLP
 
@@ -132,7 +185,9 @@ class TorchStep:
 
 
 def implementations():
-    return [TinygradStep, NumpyStep, TunedNumpyStep] + ([TorchStep] if torch is not None else [])
+    return [TinygradStep, TinygradJitStep, PlainStep, PlainJitStep, NumpyStep, TunedNumpyStep] + (
+        [TorchStep] if torch is not None else []
+    )
 
 
 def check_agreement(arch, batch, steps=100):

@@ -15,12 +15,13 @@ from .creation import (
     zeros_like,
 )
 from .data import DataError, load_mnist
-from .engine import AnomalyError, detect_anomaly, is_grad_enabled, no_grad
+from .engine import AnomalyError, JitError, detect_anomaly, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck, numerical_grads
 from .io.checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore, save_checkpoint
 from .custom import Op, Rule
 from .ops import HigherOrderError
 from .tensor import Tensor, apply, concatenate, ones, randn, stack, uniform, where, zeros
+from .jit import jit  # noqa: E402 - after tensor: the decorator replaces the module's name here
 
 __version__ = "0.1.0"
 
@@ -58,6 +59,8 @@ __all__ = [
     "gradgradcheck",
     "io",
     "is_grad_enabled",
+    "jit",
+    "JitError",
     "load_checkpoint",
     "load_mnist",
     "nn",

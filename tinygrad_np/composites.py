@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from ._shapes import normalize_axis
+from .engine import captured
 
 
 class Composites:
@@ -43,8 +44,7 @@ class Composites:
     def logaddexp(self, other):
         """log(exp(x) + exp(y)), stably: the larger of the two is factored out (as a constant)."""
         other = self._lift(other, self.dtype)  # a constant takes this tensor's dtype
-        m = np.maximum(self.data, other.data)
-        m = np.where(np.isfinite(m), m, 0).astype(self.dtype)
+        m = captured(_finite_maximum, self.data, other.data, self.dtype)
         return ((self - m).exp() + (other - m).exp()).log() + m
 
     def var(
@@ -88,3 +88,9 @@ class Composites:
             )
         centred = self - self.mean(axes, keepdims=True)
         return (centred * centred).sum(axes, keepdims) * (1.0 / (n - ddof))
+
+
+def _finite_maximum(x: np.ndarray, y: np.ndarray, dtype) -> np.ndarray:
+    """maximum(x, y) with non-finite values as 0: logaddexp's stabilising shift."""
+    m = np.maximum(x, y)
+    return np.where(np.isfinite(m), m, 0).astype(dtype)

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from . import ops
+from .engine import CAPTURING, captured
 
 
 class Elementwise:
@@ -135,11 +136,16 @@ class Elementwise:
         """pick(x, y) with each NaN of one operand replaced by the other operand's value."""
         x, y = self._pair(self._other(other), name)
         shape = np.broadcast_shapes(x.shape, y.shape)
-        x_nan = np.broadcast_to(np.isnan(x.data), shape)
-        y_nan = np.broadcast_to(np.isnan(y.data), shape)
-        if x_nan.any() or y_nan.any():
+        x_nan = captured(_isnan, x.data, shape)
+        y_nan = captured(_isnan, y.data, shape)
+        # a jit capture takes the general path: the next call's operands may hold NaN
+        if CAPTURING.now is not None or x_nan.any() or y_nan.any():
             x, y = (
                 self._apply(ops.Where, y, x, cond=x_nan),
                 self._apply(ops.Where, x, y, cond=y_nan),
             )
         return getattr(x, pick)(y)
+
+
+def _isnan(x: np.ndarray, shape) -> np.ndarray:
+    return np.broadcast_to(np.isnan(x), shape)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import operator
 import sys
 
 import numpy as np
@@ -90,6 +91,30 @@ def check_finite(
     raise AnomalyError(f"detect_anomaly: {where}")
 
 
+class JitError(RuntimeError):
+    """A step that tinygrad_np.jit cannot capture or replay as called; the message says why and the fix."""
+
+
+class _Capturing:
+    """The jit capture in progress (a jit.Capture), or None. The engine, Tensor, the optimizers and
+    the layers that draw random numbers check it and, while it is set, run their array work as
+    recorded kernels (jit.py); a kernel runs with it unset, so nothing inside is recorded twice."""
+
+    now = None
+
+
+CAPTURING = _Capturing()
+
+
+def captured(fn, *args, effect: bool = False, **kwargs):
+    """fn(*args, **kwargs), recorded as one kernel when a jit capture runs (effect: it changes
+    state - a .grad, a parameter, an optimizer buffer, a random generator - so it always replays)."""
+    cap = CAPTURING.now
+    if cap is None:
+        return fn(*args, **kwargs)
+    return cap.call(fn, args, kwargs, effect)
+
+
 def is_grad_enabled() -> bool:
     """False inside no_grad()."""
     return GRAD_ENABLED.get()
@@ -120,9 +145,14 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool) -> None:
     is recorded; a leaf adopts the gradient array that nothing else holds instead of copying it.
     """
     if root._op is None:  # a leaf: its gradient is grad itself
-        _accumulate(root, grad.copy())
+        captured(_accumulate, root, grad.copy(), effect=True)
         return
     leaf_grads = walk([root], [grad], backend, retain_graph)
+    cap = CAPTURING.now
+    if cap is not None:  # replay decides adoption itself, by the same test (jit.py)
+        for leaf, g in leaf_grads.items():
+            cap.deliver(leaf, g)
+        return
     while leaf_grads:
         leaf, g = leaf_grads.popitem()
         if (
@@ -154,6 +184,7 @@ def walk(roots, grads, xp, retain_graph: bool, wanted=()) -> dict:
     on_tensors = xp.differentiable
     kind = xp.ndarray
     anomaly = ANOMALY.get()
+    cap = None if on_tensors else CAPTURING.now
     for node in _toposort(pending):
         g = pending.pop(node, None)  # pop: free each gradient once consumed
         if g is None:
@@ -165,6 +196,8 @@ def walk(roots, grads, xp, retain_graph: bool, wanted=()) -> dict:
         n = len(parents)
         if on_tensors:
             grads = op.vjp(xp, g, node, *parents)
+        elif cap is not None:
+            grads = cap.call(vjp_kernel, (op, g, node.data, *[p.data for p in parents]), {}, False)
         elif n == 1:  # spelled out for one to three inputs: 0.15 us a node less
             grads = op.vjp(xp, g, node.data, parents[0].data)
         elif n == 2:
@@ -192,11 +225,39 @@ def walk(roots, grads, xp, retain_graph: bool, wanted=()) -> dict:
                 pg = _as_grad(op, parents, grads, parent, pg, kind)
             into = found if parent._op is None else pending
             prev = into.get(parent)
-            into[parent] = pg if prev is None else prev + pg  # out of place: pg may be shared
+            if prev is None:
+                into[parent] = pg
+            elif cap is None:
+                into[parent] = prev + pg  # out of place: pg may be shared
+            else:
+                into[parent] = cap.call(operator.add, (prev, pg), {}, False)
         grads = pg = g = None  # drop our references, so leaves can adopt their arrays
         if not retain_graph:
             node._op, node._parents = RELEASED, ()
     return found
+
+
+def vjp_kernel(op, g, out, *inputs):
+    """op's vjp on numpy, with a numpy scalar gradient (a full reduction's) made an array: the
+    kernel a jit capture records for one node of the backward walk."""
+    grads = op.vjp(backend, g, out, *inputs)
+    if type(grads) is tuple:
+        grads = tuple(np.asarray(x) if isinstance(x, np.generic) else x for x in grads)
+    return grads
+
+
+def deliver(leaf, g: np.ndarray) -> None:
+    """Give leaf its gradient g: adopt g when nothing else refers to it, else add a copy
+    (replay's form of the end of run_backward; g is held by the caller and this frame only)."""
+    if (
+        leaf.grad is None
+        and g.base is None
+        and sys.getrefcount(g) <= _SOLE_REFS + 1
+        and g.flags.writeable
+    ):
+        leaf.grad = g
+    else:
+        _accumulate(leaf, g)
 
 
 def _accumulate(leaf, g: np.ndarray) -> None:

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from .engine import captured
 from .tensor import Tensor
 
 
@@ -39,11 +40,18 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set every parameter's .grad to None."""
+        captured(self._zero_grad, effect=True)
+
+    def _zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
 
     def step(self) -> None:
-        """Update every parameter that has a gradient."""
+        """Update every parameter that has a gradient (a jit replay runs it again, reading the
+        hyperparameters, .grad and the state as they are then)."""
+        captured(self._step, effect=True)
+
+    def _step(self) -> None:
         self.steps += 1
         for i, p in enumerate(self.params):
             if p.grad is not None:
@@ -134,7 +142,7 @@ class SGD(Optimizer):
             nesterov,
         )
 
-    def step(self) -> None:
+    def _step(self) -> None:
         """Update every parameter that has a gradient (one loop, no per-parameter calls: it is hot)."""
         self.steps += 1
         lr, momentum, decay, nesterov = self.lr, self.momentum, self.weight_decay, self.nesterov
@@ -237,6 +245,9 @@ class CosineLR:
         return self.min_lr + (self.base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
 
     def step(self) -> None:
+        captured(self._advance, effect=True)  # inside a jitted step, replayed every call
+
+    def _advance(self) -> None:
         self.count += 1
         self.optimizer.lr = self.lr_at(self.count)
 

@@ -13,7 +13,16 @@ from . import backend, numpy_api, ops
 from .composites import Composites
 from .elementwise import Elementwise
 from ._shapes import broadcast_shape, normalize_axis
-from .engine import ANOMALY, GRAD_ENABLED, RELEASED, check_finite, run_backward
+from .engine import (
+    ANOMALY,
+    CAPTURING,
+    GRAD_ENABLED,
+    RELEASED,
+    JitError,
+    captured,
+    check_finite,
+    run_backward,
+)
 
 _FLOAT32 = np.dtype(np.float32)
 
@@ -54,7 +63,7 @@ class Tensor(Composites, Elementwise):
                 f"pass dtype=np.float32 (or float64) to differentiate"
             )
         # no copy when data is already an ndarray of dtype (shared, as torch.from_numpy)
-        self.data = np.asarray(data, dtype=dtype)
+        self.data = np.asarray(data, dtype=dtype) if CAPTURING.now is None else _cast(data, dtype)
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self._op = None
@@ -73,7 +82,7 @@ class Tensor(Composites, Elementwise):
         """x as a Tensor; constants become arrays of dtype (when given) that need no gradient."""
         if isinstance(x, Tensor):
             return x
-        return Tensor._wrap(np.asarray(x, dtype=dtype))
+        return Tensor._wrap(np.asarray(x, dtype=dtype) if CAPTURING.now is None else _cast(x, dtype))
 
     @staticmethod
     def _apply(op_cls, *parents: Tensor, **attrs) -> Tensor:
@@ -84,7 +93,9 @@ class Tensor(Composites, Elementwise):
             else (False,) * len(parents)
         )
         op = op_cls(needs)
-        if op_cls.is_rule:
+        if CAPTURING.now is not None:
+            data = CAPTURING.now.forward(op, parents, attrs)
+        elif op_cls.is_rule:
             data = op.forward(backend, *[p.data for p in parents], **attrs)
         else:  # an ndarray-only Op of the first engine
             data = op.forward(*[p.data for p in parents], **attrs)
@@ -206,10 +217,12 @@ class Tensor(Composites, Elementwise):
 
     def numpy(self) -> np.ndarray:
         """The data as an ndarray (shared, not copied)."""
+        _no_values_in_capture(".numpy()")
         return self.data
 
     def item(self) -> float:
         """The value of a size-1 tensor as a Python number."""
+        _no_values_in_capture(".item()")
         if self.data.size != 1:
             raise ValueError(
                 f"item(): needs a size-1 tensor, got shape {self.shape}; index or reduce first"
@@ -232,6 +245,7 @@ class Tensor(Composites, Elementwise):
         return self if dtype == self.dtype else Tensor._apply(ops.Cast, self, dtype=dtype)
 
     def __array__(self, dtype=None, copy=None):
+        _no_values_in_capture("np.asarray(tensor)")
         return np.array(self.data, dtype=dtype, copy=copy) if copy else np.asarray(self.data, dtype)
 
     # --- the numpy protocol: numpy functions on Tensors are Tensor operations (numpy_api.py) ---
@@ -259,6 +273,7 @@ class Tensor(Composites, Elementwise):
         return handler(*args, **kwargs)
 
     def __bool__(self) -> bool:
+        _no_values_in_capture("bool(tensor) (Python branching on a tensor's value)")
         if self.data.size != 1:
             raise ValueError(
                 f"the truth value of a tensor of shape {self.shape} is ambiguous; use "
@@ -299,7 +314,7 @@ class Tensor(Composites, Elementwise):
         if isinstance(other, Tensor):
             self, other = _unify(self, other, name)
         elif isinstance(other, (int, float, bool, np.ndarray, np.generic, list, tuple)):
-            other = Tensor._wrap(np.asarray(other, self.dtype if _is_float(self.dtype) else None))
+            other = Tensor._lift(other, self.dtype if _is_float(self.dtype) else None)
         else:
             return None
         if self.data.shape == other.data.shape:
@@ -371,7 +386,8 @@ class Tensor(Composites, Elementwise):
         if not isinstance(other, Tensor) and isinstance(
             other, (int, float, np.ndarray, np.generic)
         ):
-            return self + np.negative(other, dtype=self.dtype if _is_float(self.dtype) else None)
+            dtype = self.dtype if _is_float(self.dtype) else None
+            return self + captured(np.negative, other, dtype=dtype)
         pair = self._pair(other, "sub")
         return NotImplemented if pair is None else pair[0] + (-pair[1])
 
@@ -401,7 +417,7 @@ class Tensor(Composites, Elementwise):
                 )
         if GRAD_ENABLED.get() and (self.requires_grad or other.requires_grad):
             op = ops.MatMul((self.requires_grad, other.requires_grad))  # hot: recorded directly
-            return record(op, op.forward(backend, self.data, other.data), (self, other))
+            return record(op, run(op, (self, other)), (self, other))
         return Tensor._apply(ops.MatMul, self, other)
 
     def __matmul__(self, other):
@@ -421,7 +437,7 @@ class Tensor(Composites, Elementwise):
     def _compare(self, ufunc, other, name: str) -> Tensor:
         other = other.data if isinstance(other, Tensor) else np.asarray(other)
         broadcast_shape(name, self.shape, other.shape)
-        return Tensor._wrap(ufunc(self.data, other))
+        return Tensor._wrap(captured(ufunc, self.data, other))
 
     def eq(self, other) -> Tensor:
         """Elementwise ==, as a bool tensor (also spelled ``==``)."""
@@ -495,9 +511,7 @@ class Tensor(Composites, Elementwise):
         if type(self._op) is ops.Linear and GRAD_ENABLED.get():  # (x @ W + b).relu(): one node
             op = ops.LinearReLU(self._op.needs_grad)  # the same inputs as the Linear node
             x, w, b = self._parents
-            return record(
-                op, op.forward(backend, x.data, w.data, b.data, preact=self.data), self._parents
-            )
+            return record(op, run(op, self._parents, preact=self.data), self._parents)
         return Tensor._apply(ops.ReLU, self)
 
     def tanh(self) -> Tensor:
@@ -548,8 +562,7 @@ class Tensor(Composites, Elementwise):
     def _shift(self, axis, name: str) -> np.ndarray:
         """The max along axis (keepdims), a constant that stabilises exp; non-finite maxima become 0.
         name: the op the user called, for the axis error."""
-        m = self.data.max(axis=normalize_axis(axis, self.ndim, name), keepdims=True)
-        return np.where(np.isfinite(m), m, 0)
+        return captured(_finite_max, self.data, normalize_axis(axis, self.ndim, name))
 
     def logsumexp(self, axis=None, keepdims: bool = False) -> Tensor:
         """log(sum(exp(x))) along axis, computed stably."""
@@ -651,9 +664,7 @@ def _linear(product, bias) -> Tensor | None:
     ):
         return None
     op = ops.Linear(product._op.needs_grad + (bias.requires_grad,))
-    return record(
-        op, op.forward(backend, x.data, w.data, bias.data, product=product.data), (x, w, bias)
-    )
+    return record(op, run(op, (x, w, bias), product=product.data), (x, w, bias))
 
 
 _COMPARABLE = (Tensor, np.ndarray, np.generic, int, float, list, tuple)  # `t == None` is False
@@ -666,6 +677,36 @@ def _protocol_kwargs(name: str, kwargs: dict) -> TypeError:
             f"graph would lose the value it recorded); use the returned Tensor"
         )
     return TypeError(f"numpy.{name} on a Tensor: {', '.join(sorted(kwargs))} is not supported")
+
+
+def run(op: ops.Rule, parents: tuple, **attrs) -> np.ndarray:
+    """op's forward on the parents' arrays (numpy), recorded as a kernel while a jit capture runs:
+    the direct path of the hot ops, which record() their output themselves."""
+    if CAPTURING.now is not None:
+        return CAPTURING.now.forward(op, parents, attrs)
+    return op.forward(backend, *[p.data for p in parents], **attrs)
+
+
+def _finite_max(x: np.ndarray, axis) -> np.ndarray:
+    """x.max(axis, keepdims=True) with non-finite maxima as 0: the shift that stabilises exp."""
+    m = x.max(axis=axis, keepdims=True)
+    return np.where(np.isfinite(m), m, 0)
+
+
+def _cast(x, dtype) -> np.ndarray:
+    """np.asarray(x, dtype) inside a jit capture: a conversion of an array is a recorded kernel."""
+    if isinstance(x, np.ndarray) and not (dtype is None or x.dtype == dtype):
+        return captured(np.asarray, x, dtype)
+    return np.asarray(x, dtype=dtype)
+
+
+def _no_values_in_capture(what: str) -> None:
+    if CAPTURING.now is not None:
+        raise JitError(
+            f"{what} inside a jitted step: the value of this call's tensor would be baked into "
+            f"the replayed program; return the Tensor from the step and call {what} on the result "
+            f"(or run this part outside the jitted function)"
+        )
 
 
 def record(op: ops.Rule, data: np.ndarray, parents: tuple) -> Tensor:
@@ -687,9 +728,9 @@ def _unify(a: Tensor, b: Tensor, name: str) -> tuple[Tensor, Tensor]:
             f"one with .astype(np.{a.dtype}) or .astype(np.{b.dtype})"
         )
     if _is_float(a.dtype):
-        return a, Tensor._wrap(b.data.astype(a.dtype))
+        return a, Tensor._wrap(captured(np.asarray, b.data, a.dtype))
     if _is_float(b.dtype):
-        return Tensor._wrap(a.data.astype(b.dtype)), b
+        return Tensor._wrap(captured(np.asarray, a.data, b.dtype)), b
     return a, b
 
 

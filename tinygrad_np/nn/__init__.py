@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ..engine import captured
 from ..tensor import Tensor
 from . import functional, utils  # noqa: F401 - nn.functional and nn.utils, as in PyTorch
 from .functional import ACTIVATIONS, gelu, leaky_relu, relu, sigmoid, tanh
@@ -76,8 +77,7 @@ class Module:
         return self.train(False)
 
     def zero_grad(self) -> None:
-        for p in self.parameters():
-            p.grad = None
+        captured(_clear_grads, self.parameters(), effect=True)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """name -> a copy of each parameter's array."""
@@ -319,11 +319,22 @@ class Dropout(Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
-        return x * (keep * (1.0 / (1.0 - self.p))).astype(x.dtype)
+        scale = captured(_dropout_scale, self.rng, x.shape, self.p, x.dtype, effect=True)
+        return x * scale
 
     def __repr__(self) -> str:
         return f"Dropout({self.p})"
+
+
+def _clear_grads(params) -> None:
+    for p in params:
+        p.grad = None
+
+
+def _dropout_scale(rng: np.random.Generator, shape, p: float, dtype) -> np.ndarray:
+    """A fresh mask: 1/(1-p) where kept, 0 where dropped (a jit replay draws it anew each call)."""
+    keep = rng.random(shape, dtype=np.float32) >= p
+    return (keep * (1.0 / (1.0 - p))).astype(dtype)
 
 
 class MLP(Module):

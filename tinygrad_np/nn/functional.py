@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
-from .. import backend, ops
+from .. import ops
 from ..engine import GRAD_ENABLED
-from ..tensor import Tensor, record, where
+from ..tensor import Tensor, record, run, where
 
 # --- activations ---
 
@@ -19,7 +19,7 @@ def relu(x: Tensor) -> Tensor:
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x where x > 0 else negative_slope * x (the slope at 0 is negative_slope, as PyTorch)."""
-    return where(x.data > 0, x, x * negative_slope)
+    return where(x > 0, x, x * negative_slope)
 
 
 def gelu(x: Tensor) -> Tensor:
@@ -43,7 +43,7 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     soft = (r + (1 + (z - 2 * r).exp()).log()) * (
         1.0 / beta
     )  # log(1+e^z) = relu(z) + log(1+e^-|z|)
-    return where(z.data > threshold, x, soft)
+    return where(z > threshold, x, soft)
 
 
 def silu(x: Tensor) -> Tensor:
@@ -58,16 +58,18 @@ def mish(x: Tensor) -> Tensor:
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
     """x where x > 0, else alpha (exp(x) - 1); exp sees only x <= 0, so a large x cannot overflow."""
-    negative = where(x.data > 0, 0.0, x)  # not minimum(x, 0), which halves the gradient at 0
-    return where(x.data > 0, x, (negative.exp() - 1) * alpha)
+    positive = x > 0
+    negative = where(positive, 0.0, x)  # not minimum(x, 0), which halves the gradient at 0
+    return where(positive, x, (negative.exp() - 1) * alpha)
 
 
 def celu(x: Tensor, alpha: float = 1.0) -> Tensor:
     """x where x > 0, else alpha (exp(x / alpha) - 1)."""
     if alpha == 0:
         raise ValueError("celu: alpha must not be 0")
-    negative = where(x.data > 0, 0.0, x)
-    return where(x.data > 0, x, ((negative * (1.0 / alpha)).exp() - 1) * alpha)
+    positive = x > 0
+    negative = where(positive, 0.0, x)
+    return where(positive, x, ((negative * (1.0 / alpha)).exp() - 1) * alpha)
 
 
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
@@ -82,8 +84,8 @@ def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
     """x clipped to [min_val, max_val]; the gradient passes strictly inside (as PyTorch)."""
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val {min_val} is above max_val {max_val}")
-    inside = (x.data > min_val) & (x.data < max_val)
-    return where(inside, x, np.clip(x.data, min_val, max_val))
+    inside = (x > min_val) & (x < max_val)
+    return where(inside, x, x.detach().clip(min_val, max_val))
 
 
 def relu6(x: Tensor) -> Tensor:
@@ -124,7 +126,7 @@ def cross_entropy(logits: Tensor, labels) -> Tensor:
         labels = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
     if type(logits) is Tensor and logits.requires_grad and GRAD_ENABLED.get():
         op = ops.CrossEntropy((True,))  # hot: recorded directly, as matmul
-        return record(op, op.forward(backend, logits.data, labels=labels), (logits,))
+        return record(op, run(op, (logits,), labels=labels), (logits,))
     return Tensor._apply(ops.CrossEntropy, logits, labels=labels)
 
 
@@ -188,7 +190,7 @@ def smooth_l1_loss(input: Tensor, target, reduction: str = "mean", beta: float =
         return _reduce(d.abs(), reduction, "smooth_l1_loss")
     a = d.abs()
     return _reduce(
-        where(a.data < beta, d * d * (0.5 / beta), a - 0.5 * beta), reduction, "smooth_l1_loss"
+        where(a < beta, d * d * (0.5 / beta), a - 0.5 * beta), reduction, "smooth_l1_loss"
     )
 
 
@@ -199,7 +201,7 @@ def huber_loss(input: Tensor, target, reduction: str = "mean", delta: float = 1.
     d = input - _target("huber_loss", input, target)
     a = d.abs()
     return _reduce(
-        where(a.data < delta, d * d * 0.5, (a - 0.5 * delta) * delta), reduction, "huber_loss"
+        where(a < delta, d * d * 0.5, (a - 0.5 * delta) * delta), reduction, "huber_loss"
     )
 
 
@@ -243,7 +245,7 @@ def kl_div(input: Tensor, target, reduction: str = "mean", log_target: bool = Fa
     if log_target:
         loss = t.exp() * (t - input)
     else:
-        safe = where(t.data > 0, t, 1.0)  # target log target is 0 at target = 0
+        safe = where(t > 0, t, 1.0)  # target log target is 0 at target = 0
         loss = t * safe.log() - t * input
     if reduction == "batchmean":
         return loss.sum() * (1.0 / (input.shape[0] if input.ndim else 1))

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ..engine import captured
 from ..tensor import Tensor
 
 
@@ -25,7 +26,13 @@ def clip_grad_norm_(
     """
     if not max_norm >= 0:
         raise ValueError(f"clip_grad_norm_: max_norm must be >= 0, got {max_norm}")
-    grads = [p.grad for p in _with_grads(parameters)]
+    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    # one kernel in a jit capture: replay clips the gradients of that call
+    return captured(_clip_norm, params, max_norm, norm_type, error_if_nonfinite, effect=True)
+
+
+def _clip_norm(params, max_norm, norm_type, error_if_nonfinite) -> float:
+    grads = [p.grad for p in _with_grads(params)]
     if not grads:
         return 0.0
     if norm_type == math.inf:
@@ -48,5 +55,10 @@ def clip_grad_value_(parameters, clip_value: float) -> None:
     """Clip every gradient element to [-clip_value, clip_value], in place."""
     if not clip_value >= 0:
         raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value}")
-    for p in _with_grads(parameters):
+    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    captured(_clip_value, params, clip_value, effect=True)
+
+
+def _clip_value(params, clip_value) -> None:
+    for p in _with_grads(params):
         np.clip(p.grad, -clip_value, clip_value, out=p.grad)

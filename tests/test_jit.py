@@ -1,0 +1,329 @@
+"""tinygrad_np.jit: replay equals eager bit for bit (optimizers, dropout, schedules, the example's
+model), guards recapture or raise, what cannot be replayed is refused, and each pass is shown on a
+program before and after."""
+
+import sys
+
+import numpy as np
+import pytest
+
+import tinygrad_np as tg
+from tinygrad_np import JitError, Tensor, nn, optim
+from tinygrad_np.nn import functional as F
+
+jit_module = sys.modules["tinygrad_np.jit"]
+
+
+def batches(n=10, batch=8, n_in=12, classes=4, seed=1):
+    rng = np.random.default_rng(seed)
+    xs = rng.standard_normal((n, batch, n_in)).astype(np.float32)
+    return xs, rng.integers(0, classes, (n, batch))
+
+
+def mlp(seed=0, dropout=0.0):
+    return nn.MLP([12, 16, 4], dropout=dropout, rng=np.random.default_rng(seed))
+
+
+def example_step(model, opt, x, y, schedule=None):
+    opt.zero_grad()
+    loss = F.cross_entropy(model(Tensor(x)), y)
+    loss.backward()
+    opt.step()
+    if schedule is not None:
+        schedule.step()
+    return loss
+
+
+OPTIMIZERS = {
+    "sgd": lambda ps: optim.SGD(ps, lr=0.1),
+    "momentum": lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9),
+    "nesterov_decay": lambda ps: optim.SGD(
+        ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3
+    ),
+    "adam": lambda ps: optim.Adam(ps, lr=1e-2),
+    "adamw": lambda ps: optim.AdamW(ps, lr=1e-2, weight_decay=0.1),
+}
+
+
+def run_both(make_opt, steps=200, dropout=0.0, schedule=False, step_fn=example_step, **jit_kw):
+    """Eager and jitted runs from the same weights and data: every loss and every final weight."""
+    xs, ys = batches()
+    results = []
+    for jitted in (False, True):
+        model = mlp(dropout=dropout)
+        opt = make_opt(model.parameters())
+        sched = optim.CosineLR(opt, total=steps, min_lr=0.0) if schedule else None
+        fn = tg.jit(step_fn, **jit_kw) if jitted else step_fn
+        losses = [fn(model, opt, xs[i % 10], ys[i % 10], sched).data.copy() for i in range(steps)]
+        results.append((np.array(losses), [p.data.copy() for p in model.parameters()], fn))
+    return results
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_replay_equals_eager_bit_for_bit_over_200_steps(name):
+    (eager, w_eager, _), (replay, w_replay, fn) = run_both(OPTIMIZERS[name])
+    assert fn.captures == 2 and fn.program(*_probe(fn)) is not None
+    np.testing.assert_array_equal(replay, eager)
+    for a, b in zip(w_replay, w_eager):
+        np.testing.assert_array_equal(a, b)
+
+
+def _probe(fn):
+    """Arguments with the captured signature, for Program lookup (the model and optimizer by id)."""
+    return fn._last_args
+
+
+@pytest.mark.parametrize("passes", [(), ("dead_code",)])
+def test_dropout_masks_are_drawn_anew_and_a_cosine_schedule_is_read_every_call(passes):
+    (eager, w_eager, _), (replay, w_replay, fn) = run_both(
+        OPTIMIZERS["adam"], dropout=0.3, schedule=True, passes=passes
+    )
+    np.testing.assert_array_equal(replay, eager)
+    for a, b in zip(w_replay, w_eager):
+        np.testing.assert_array_equal(a, b)
+    assert len(set(map(float, replay[2:12]))) > 5  # the losses move: the masks are not replayed
+
+
+def test_the_readme_plain_expressions_replay_bit_for_bit():
+    xs, ys = batches()
+    runs = []
+    for jitted in (False, True):
+        rng = np.random.default_rng(0)
+        w1 = Tensor(rng.standard_normal((12, 16)) * 0.3, requires_grad=True)
+        b1 = Tensor(np.zeros(16), requires_grad=True)
+        w2 = Tensor(rng.standard_normal((16, 4)) * 0.3, requires_grad=True)
+        opt = optim.SGD([w1, b1, w2], lr=0.1, momentum=0.9)
+
+        def step(x, y):
+            logp = ((Tensor(x) @ w1 + b1).relu() @ w2).log_softmax(axis=-1)
+            loss = -logp[np.arange(len(y)), y].mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        fn = tg.jit(step) if jitted else step
+        runs.append(([float(fn(xs[i % 10], ys[i % 10]).data) for i in range(50)], w1.data.copy()))
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+def test_a_learning_rate_changed_between_calls_is_used():
+    (eager, _, _), _ = run_both(OPTIMIZERS["sgd"], steps=1)  # warm the cache of nothing
+    xs, ys = batches()
+    out = []
+    for jitted in (False, True):
+        model = mlp()
+        opt = optim.SGD(model.parameters(), lr=0.1)
+        fn = tg.jit(example_step) if jitted else example_step
+        losses = []
+        for i in range(12):
+            opt.lr = 0.1 / (1 + i)  # a hyperparameter: read when the step runs, not baked in
+            losses.append(float(fn(model, opt, xs[i % 10], ys[i % 10]).data))
+        out.append(losses)
+    assert out[0] == out[1]
+
+
+def test_returned_tensors_are_not_overwritten_by_the_next_call():
+    model, xs, ys = mlp(), *batches()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    fn = tg.jit(example_step)
+    kept = [fn(model, opt, xs[i], ys[i]) for i in range(6)]
+    values = [float(k.data) for k in kept]
+    fn(model, opt, xs[7], ys[7])
+    assert [float(k.data) for k in kept] == values and len(set(values)) == 6
+
+
+def test_a_new_shape_recaptures_and_the_cache_is_bounded():
+    model, xs, ys = mlp(), *batches()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    fn = tg.jit(example_step, cache_size=2)
+    for n in (8, 5, 3):  # the last partial batch of an epoch is a new shape
+        for _ in range(3):
+            fn(model, opt, xs[0][:n], ys[0][:n])
+    assert fn.captures == 6 and len(fn.cache) == 2
+
+
+def test_on_change_error_names_the_argument_the_captured_and_the_actual_value():
+    model, xs, ys = mlp(), *batches()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    fn = tg.jit(example_step, on_change="error")
+    fn(model, opt, xs[0], ys[0])
+    with pytest.raises(JitError, match=r"captured with argument 2: array of shape \(8, 12\).*"
+                                       r"now called with argument 2: array of shape \(5, 12\)"
+                                       r".*last partial batch"):  # fmt: skip
+        fn(model, opt, xs[0][:5], ys[0][:5])
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (lambda loss: loss.item(), r"\.item\(\) inside a jitted step"),
+        (lambda loss: loss.numpy(), r"\.numpy\(\) inside a jitted step"),
+        (lambda loss: bool(loss > 0), r"Python branching on a tensor's value"),
+        (lambda loss: float(loss), r"\.item\(\) inside a jitted step"),
+        (lambda loss: np.asarray(loss), r"np.asarray\(tensor\) inside a jitted step"),
+    ],
+)
+def test_reading_a_value_inside_the_step_is_refused(body, message):
+    model, xs, ys = mlp(), *batches()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        loss = example_step(model, opt, x, y)
+        body(loss)
+        return loss
+
+    with pytest.raises(JitError, match=message):
+        tg.jit(step)(xs[0], ys[0])
+    assert tg.engine.CAPTURING.now is None  # the failed capture left nothing behind
+
+
+def test_returning_a_python_number_is_refused_with_the_fix():
+    with pytest.raises(JitError, match=r"returned a float.*call \.item\(\) on the result outside"):
+        tg.jit(lambda x: 1.5)(np.ones(3))
+
+
+@pytest.mark.parametrize(
+    "pick, message",
+    [
+        # numpy on an argument: a constant to a capture, as an operand or as an op's attribute
+        (lambda logp, y: logp * np.eye(4, dtype=np.float32)[y],
+         r"Mul reads a tensor made inside the step from numpy work"),
+        (lambda logp, y: tg.where(y[:, None] == np.arange(4), logp, 0.0),
+         r"Where reads an array that differs between two calls"),
+    ],
+)  # fmt: skip
+def test_an_array_computed_outside_the_ops_is_caught_at_the_second_call(pick, message):
+    model, xs, ys = mlp(), *batches()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        logp = model(Tensor(x)).log_softmax(axis=-1)
+        loss = -pick(logp, y).sum() / len(y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    fn = tg.jit(step)
+    fn(xs[0], ys[0])
+    with pytest.raises(JitError, match=message):
+        fn(xs[1], ys[1])
+
+
+def test_branching_on_a_counter_is_caught():
+    model, xs, ys = mlp(), *batches()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    calls = []
+
+    def step(x, y):
+        calls.append(1)
+        out = model(Tensor(x))
+        if len(calls) % 2 == 0:
+            out = out.tanh()
+        loss = F.cross_entropy(out, y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    fn = tg.jit(step)
+    fn(xs[0], ys[0])
+    with pytest.raises(JitError, match=r"different (programs|kernels)"):
+        fn(xs[1], ys[1])
+
+
+def test_detect_anomaly_at_replay_names_the_op():
+    w = Tensor(np.ones((3, 2)), requires_grad=True)
+
+    def step(x):
+        return (Tensor(x) @ w).log().sum()
+
+    fn = tg.jit(step)
+    fine = np.ones((4, 3))
+    fn(fine)
+    fn(fine)
+    with tg.detect_anomaly(), pytest.raises(tg.AnomalyError, match=r"Log.forward produced NaN"):
+        fn(-fine)
+
+
+def test_dead_code_pass_removes_unused_work_and_keeps_effects():
+    model, xs, ys = mlp(), *batches()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        unused = (Tensor(x) * 2.0).exp().sum()  # noqa: F841 - computed and never used
+        return example_step(model, opt, x, y)
+
+    kept, dropped = tg.jit(step), tg.jit(step, passes=())
+    for fn in (kept, dropped):
+        fn(xs[0], ys[0])
+        fn(xs[1], ys[1])
+    with_dead = dropped.cache[next(iter(dropped.cache))]
+    without = kept.cache[next(iter(kept.cache))]
+    names = [ins.name for ins in with_dead.code]
+    assert "Exp" in names and "Exp" not in [ins.name for ins in without.code]
+    assert len(without.code) == len(with_dead.code) - 4  # the read of 2.0, Mul, Exp, Sum
+    effects = [ins.name for ins in with_dead.code if ins.effect]
+    assert effects == [ins.name for ins in without.code if ins.effect]
+    a, b = kept(xs[2], ys[2]), dropped(xs[2], ys[2])
+    assert a.data != b.data  # each took its own step: the weights moved twice
+    assert np.isfinite(float(a.data))
+
+
+def test_dead_code_on_a_hand_written_program():
+    def ins(name, reads, writes, effect=False):
+        args = tuple(jit_module.Slot(i) for i in reads)
+        return jit_module.Instruction(print, args, {}, writes, effect, name)
+
+    code = [
+        ins("a", [0], 1),
+        ins("dead", [1], 2),
+        ins("b", [1], 3),
+        ins("write", [3], None, effect=True),
+        ins("out", [1], 4),
+    ]
+    assert [i.name for i in jit_module.dead_code(code, {4})] == ["a", "b", "write", "out"]
+    assert [i.name for i in jit_module.dead_code(code, set())] == ["a", "b", "write"]
+
+
+def test_gradient_clipping_inside_the_step_is_replayed():
+    xs, ys = batches()
+    out = []
+    for jitted in (False, True):
+        model = mlp()
+        opt = optim.SGD(model.parameters(), lr=0.5)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(Tensor(x)), y)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 0.05)
+            opt.step()
+            return loss
+
+        fn = tg.jit(step) if jitted else step
+        out.append([float(fn(xs[i % 10], ys[i % 10]).data) for i in range(20)])
+    assert out[0] == out[1]
+
+
+def test_unknown_pass_and_bad_on_change_are_refused():
+    with pytest.raises(ValueError, match=r"unknown passes \['fuse_everything'\]"):
+        tg.jit(example_step, passes=("fuse_everything",))
+    with pytest.raises(ValueError, match="on_change must be"):
+        tg.jit(example_step, on_change="ignore")
+
+
+def test_decorator_forms():
+    @tg.jit
+    def f(x):
+        return Tensor(x) * 2.0
+
+    @tg.jit(passes=())
+    def g(x):
+        return Tensor(x) * 3.0
+
+    for _ in range(3):
+        assert f(np.ones(2, np.float32)).data.tolist() == [2.0, 2.0]
+        assert g(np.ones(2, np.float32)).data.tolist() == [3.0, 3.0]
+    assert f.__name__ == "f" and len(f.cache) == 1
