@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import collections
 import functools
+import operator
 
 import numpy as np
 
-from . import backend
+from . import backend, ops
 from .engine import ANOMALY, CAPTURING, JitError, check_finite, deliver, vjp_kernel
-from .tensor import Tensor
+from .tensor import Tensor, finite_max
 
 __all__ = ["jit", "JitError", "Program"]
 
@@ -162,8 +163,12 @@ class Capture:
     def _outs(self, result):
         if result is None:
             return None
-        if isinstance(result, tuple):
-            return tuple(None if r is None else self._new_slot(r) for r in result)
+        if isinstance(result, tuple):  # one array returned twice (Add's vjp: g, g) is one slot
+            seen: dict[int, int] = {}
+            for r in result:
+                if r is not None and id(r) not in seen:
+                    seen[id(r)] = self._new_slot(r)
+            return tuple(None if r is None else seen[id(r)] for r in result)
         return self._new_slot(result)
 
     def _run(self, fn, args, kwargs):
@@ -339,7 +344,140 @@ def dead_code(code: list, outputs: set) -> list:
     return kept
 
 
-PASSES = {"dead_code": dead_code}
+def _producers(code) -> dict[int, int]:
+    """slot -> the index of the instruction that writes it."""
+    return {o: k for k, ins in enumerate(code) for o in ins.writes()}
+
+
+def _op_of(ins):
+    """The rule instance of a forward or vjp instruction, else None."""
+    if ins.fn is forward_kernel or ins.fn is vjp_kernel:
+        return ins.args[0]
+    return None
+
+
+def _is_rule(ins, name: str) -> bool:
+    return ins.fn is forward_kernel and type(ins.args[0]).__name__ == name
+
+
+def cross_entropy(code: list, outputs: set) -> list:
+    """-log_softmax(x)[arange(n), labels].mean(), the README's plain spelling, and its backward
+    (about twenty kernels) into the fused CrossEntropy forward and its one-kernel gradient. The
+    arithmetic differs (float32 rounding); labels must then lie in [0, classes), as for
+    F.cross_entropy (a negative label is an error, not numpy's wrap-around)."""
+    for k, ins in enumerate(code):
+        if _is_rule(ins, "Index"):
+            fused = _fuse_cross_entropy(code, k, outputs)
+            if fused is not None:
+                return cross_entropy(fused, outputs)  # the next one, if any
+    return code
+
+
+def _fuse_cross_entropy(code, k_index, outputs):
+    made = _producers(code)
+
+    def producer(v, name=None):
+        if not isinstance(v, Slot) or v.i not in made:
+            return None
+        ins = code[made[v.i]]
+        return ins if name is None or _is_rule(ins, name) else None
+
+    index = code[k_index]
+    logp_slot = index.args[1]
+    idx = index.kwargs.get("index")
+    if not (isinstance(idx, tuple) and len(idx) == 2 and isinstance(idx[0], np.ndarray)):
+        return None
+    rows, labels = idx
+    # logp = shifted + (-(expand(log(sum(exp(shifted))))))
+    add2 = producer(logp_slot, "Add")
+    if add2 is None:
+        return None
+    shifted, neg_slot = add2.args[1], add2.args[2]
+    neg = producer(neg_slot, "Neg")
+    expand = neg and producer(neg.args[1], "Expand")
+    log = expand and producer(expand.args[1], "Log")
+    total = log and producer(log.args[1], "Sum")
+    exp = total and producer(total.args[1], "Exp")
+    if exp is None or not (isinstance(exp.args[1], Slot) and exp.args[1].i == shifted.i):
+        return None
+    # shifted = x + negative(finite_max(x))
+    add1 = producer(shifted, "Add")
+    negative = add1 and producer(add1.args[2])
+    fmax = negative is not None and negative.fn is np.negative and producer(negative.args[0])
+    if not fmax or fmax.fn is not finite_max:
+        return None
+    x = add1.args[1]
+    if not (isinstance(x, Slot) and fmax.args[0] is not None and fmax.args[0].i == x.i):
+        return None
+    # loss = -(sum(picked) * (1/n))
+    readers = _readers(code)
+    after = [code[j] for j in readers.get(index.outs, ()) if code[j].fn is forward_kernel]
+    if len(after) != 1 or not _is_rule(after[0], "Sum"):
+        return None
+    sum_all = after[0]
+    after = [code[j] for j in readers.get(sum_all.outs, ()) if code[j].fn is forward_kernel]
+    if len(after) != 1 or not _is_rule(after[0], "Mul"):
+        return None
+    scale = after[0]
+    after = [code[j] for j in readers.get(scale.outs, ()) if code[j].fn is forward_kernel]
+    if len(after) != 1 or not _is_rule(after[0], "Neg"):
+        return None
+    loss = after[0]
+    n = len(rows)
+    factor = producer(scale.args[2])
+    if factor is None or factor.fn is not _read_data:
+        return None
+    value = factor.args[0].data
+    if not (value.shape == () and value == np.asarray(1.0 / n, value.dtype)):
+        return None
+    if not np.array_equal(rows, np.arange(n)) or sum_all.kwargs.get("axis") not in (None, (0,)):
+        return None
+    chain = [fmax, negative, add1, exp, total, log, expand, neg, add2, index, sum_all, factor, scale, loss]
+    ops_in_chain = {id(_op_of(c)) for c in chain if _op_of(c) is not None}
+    doomed = {id(c) for c in chain}
+    grads = [c for c in code if c.fn is vjp_kernel and id(c.args[0]) in ops_in_chain]
+    # the gradient sums inside the chain: adds of two slots the chain's vjps made
+    inner = {o for c in grads for o in c.writes()}
+    sums = [c for c in code if c.fn is operator_add and c.reads() <= inner]
+    inner |= {o for c in sums for o in c.writes()}
+    x_grad = None
+    for c in grads:
+        if c.args[0] is add1.args[0]:  # the vjp of x + shift: its first output is x's gradient
+            x_grad = c.outs[0]
+    if grads and x_grad is None:
+        return None
+    removed = doomed | {id(c) for c in grads} | {id(c) for c in sums}
+    made_by_removed = {o for c in code if id(c) in removed for o in c.writes()}
+    keep_visible = {loss.outs} | ({x_grad} if x_grad is not None else set())
+    for c in code:
+        if id(c) not in removed and (c.reads() & made_by_removed) - keep_visible:
+            return None  # an intermediate is used elsewhere: leave the chain as it is
+    if (outputs & made_by_removed) - keep_visible:
+        return None
+    g_loss = next((c.args[1] for c in grads if c.args[0] is loss.args[0]), None)
+    op = ops.CrossEntropy((x_grad is not None,))
+    out = []
+    for c in code:
+        if c is loss:
+            out.append(Instruction(forward_kernel, (op, x), {"labels": labels}, loss.outs, False, "CrossEntropy"))
+        elif grads and c is grads[-1]:
+            out.append(Instruction(vjp_kernel, (op, g_loss, Slot(loss.outs), x), {}, (x_grad,), False, "vjp CrossEntropy"))
+        elif id(c) not in removed:
+            out.append(c)
+    return out
+
+
+def _readers(code) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {}
+    for k, ins in enumerate(code):
+        for i in ins.reads():
+            found.setdefault(i, []).append(k)
+    return found
+
+
+operator_add = operator.add
+
+PASSES = {"cross_entropy": cross_entropy, "dead_code": dead_code}
 
 
 # --- the decorator ---
@@ -385,7 +523,7 @@ class jit:
     (use optimizer.zero_grad(), nn.utils.clip_grad_norm_, clip_grad_value_: they are recorded).
     """
 
-    def __init__(self, fn=None, *, passes=("dead_code",), cache_size: int = 8, on_change="recapture"):
+    def __init__(self, fn=None, *, passes=("cross_entropy", "dead_code"), cache_size: int = 8, on_change="recapture"):
         if on_change not in ("recapture", "error"):
             raise ValueError(f"jit: on_change must be 'recapture' or 'error', got {on_change!r}")
         unknown = [p for p in passes if p not in PASSES]

@@ -417,6 +417,8 @@ class Tensor(Composites, Elementwise):
                 )
         if GRAD_ENABLED.get() and (self.requires_grad or other.requires_grad):
             op = ops.MatMul((self.requires_grad, other.requires_grad))  # hot: recorded directly
+            if CAPTURING.now is None:  # inline: this path is hot
+                return record(op, op.forward(backend, self.data, other.data), (self, other))
             return record(op, run(op, (self, other)), (self, other))
         return Tensor._apply(ops.MatMul, self, other)
 
@@ -511,7 +513,11 @@ class Tensor(Composites, Elementwise):
         if type(self._op) is ops.Linear and GRAD_ENABLED.get():  # (x @ W + b).relu(): one node
             op = ops.LinearReLU(self._op.needs_grad)  # the same inputs as the Linear node
             x, w, b = self._parents
-            return record(op, run(op, self._parents, preact=self.data), self._parents)
+            if CAPTURING.now is None:
+                data = op.forward(backend, x.data, w.data, b.data, preact=self.data)
+            else:
+                data = run(op, self._parents, preact=self.data)
+            return record(op, data, self._parents)
         return Tensor._apply(ops.ReLU, self)
 
     def tanh(self) -> Tensor:
@@ -562,7 +568,7 @@ class Tensor(Composites, Elementwise):
     def _shift(self, axis, name: str) -> np.ndarray:
         """The max along axis (keepdims), a constant that stabilises exp; non-finite maxima become 0.
         name: the op the user called, for the axis error."""
-        return captured(_finite_max, self.data, normalize_axis(axis, self.ndim, name))
+        return captured(finite_max, self.data, normalize_axis(axis, self.ndim, name))
 
     def logsumexp(self, axis=None, keepdims: bool = False) -> Tensor:
         """log(sum(exp(x))) along axis, computed stably."""
@@ -664,7 +670,11 @@ def _linear(product, bias) -> Tensor | None:
     ):
         return None
     op = ops.Linear(product._op.needs_grad + (bias.requires_grad,))
-    return record(op, run(op, (x, w, bias), product=product.data), (x, w, bias))
+    if CAPTURING.now is None:
+        data = op.forward(backend, x.data, w.data, bias.data, product=product.data)
+    else:
+        data = run(op, (x, w, bias), product=product.data)
+    return record(op, data, (x, w, bias))
 
 
 _COMPARABLE = (Tensor, np.ndarray, np.generic, int, float, list, tuple)  # `t == None` is False
@@ -687,8 +697,9 @@ def run(op: ops.Rule, parents: tuple, **attrs) -> np.ndarray:
     return op.forward(backend, *[p.data for p in parents], **attrs)
 
 
-def _finite_max(x: np.ndarray, axis) -> np.ndarray:
-    """x.max(axis, keepdims=True) with non-finite maxima as 0: the shift that stabilises exp."""
+def finite_max(x: np.ndarray, axis) -> np.ndarray:
+    """x.max(axis, keepdims=True) with non-finite maxima as 0: the shift that stabilises exp
+    (a kernel of its own, so that jit's cross-entropy pass can recognise log_softmax)."""
     m = x.max(axis=axis, keepdims=True)
     return np.where(np.isfinite(m), m, 0)
 
