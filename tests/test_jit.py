@@ -361,3 +361,13 @@ def test_decorator_forms():
         assert f(np.ones(2, np.float32)).data.tolist() == [2.0, 2.0]
         assert g(np.ones(2, np.float32)).data.tolist() == [3.0, 3.0]
     assert f.__name__ == "f" and len(f.cache) == 1
+
+
+def test_a_gradient_for_a_tensor_argument_is_refused():
+    def step(x):
+        loss = (x * x).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(JitError, match=r"gradient of a Tensor argument .*Keep parameters in the model"):
+        tg.jit(step)(Tensor(np.ones(3), requires_grad=True))

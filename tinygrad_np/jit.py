@@ -129,7 +129,8 @@ def _resolve(v, env):
 class Capture:
     """The program being recorded while one call of the step runs eagerly."""
 
-    def __init__(self, inputs: list[np.ndarray]):
+    def __init__(self, inputs: list[np.ndarray], arguments=()):
+        self.arguments = {id(t) for t in arguments}  # the call's Tensor arguments
         self.code: list[Instruction] = []
         self.slot_of: dict[int, int] = {}  # id(array) -> slot
         self.alive: list = []  # every array seen, so that ids stay unique while recording
@@ -201,6 +202,13 @@ class Capture:
 
     def deliver(self, leaf, g) -> None:
         """A leaf's gradient from the backward walk: adopted or added at replay, as eager does."""
+        if id(leaf) in self.arguments:
+            raise JitError(
+                f"jit: the step computes the gradient of a Tensor argument ({_tensor_name(leaf)}, "
+                f"requires_grad=True); a replay would give it to the first call's tensor. Keep "
+                f"parameters in the model or a closure, and pass data as arrays or tensors "
+                f"without requires_grad"
+            )
         self._run(deliver, (leaf, g), {})  # the capture holds g too, so the leaf gets a copy
         self.code.append(Instruction(deliver, (leaf, self._ref(g)), {}, None, True, "deliver"))
 
@@ -553,7 +561,8 @@ class jit:
     def _capture(self, sig, arrays, args, kwargs):
         if CAPTURING.now is not None:
             raise JitError("jit: a jitted function called inside another jitted step; jit the outer one only")
-        cap = Capture(arrays)
+        tensors = [v for v in (*args, *kwargs.values()) if isinstance(v, Tensor)]
+        cap = Capture(arrays, tensors)
         CAPTURING.now = cap
         try:
             result = self.fn(*args, **kwargs)

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .engine import captured
+from .engine import CAPTURING, captured
 from .tensor import Tensor
 
 
@@ -40,18 +40,16 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set every parameter's .grad to None."""
-        captured(self._zero_grad, effect=True)
-
-    def _zero_grad(self) -> None:
+        if CAPTURING.now is not None:  # a jit capture records the call; its replays make it again
+            return captured(self.zero_grad, effect=True)
         for p in self.params:
             p.grad = None
 
     def step(self) -> None:
         """Update every parameter that has a gradient (a jit replay runs it again, reading the
         hyperparameters, .grad and the state as they are then)."""
-        captured(self._step, effect=True)
-
-    def _step(self) -> None:
+        if CAPTURING.now is not None:
+            return captured(self.step, effect=True)
         self.steps += 1
         for i, p in enumerate(self.params):
             if p.grad is not None:
@@ -142,8 +140,10 @@ class SGD(Optimizer):
             nesterov,
         )
 
-    def _step(self) -> None:
+    def step(self) -> None:
         """Update every parameter that has a gradient (one loop, no per-parameter calls: it is hot)."""
+        if CAPTURING.now is not None:
+            return captured(self.step, effect=True)
         self.steps += 1
         lr, momentum, decay, nesterov = self.lr, self.momentum, self.weight_decay, self.nesterov
         bufs = self.state["momentum_buffer"]

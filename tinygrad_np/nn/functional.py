@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from .. import ops
-from ..engine import GRAD_ENABLED
+from .. import backend, ops
+from ..engine import CAPTURING, GRAD_ENABLED
 from ..tensor import Tensor, record, run, where
 
 # --- activations ---
@@ -126,6 +126,8 @@ def cross_entropy(logits: Tensor, labels) -> Tensor:
         labels = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
     if type(logits) is Tensor and logits.requires_grad and GRAD_ENABLED.get():
         op = ops.CrossEntropy((True,))  # hot: recorded directly, as matmul
+        if CAPTURING.now is None:  # inline: this path is hot
+            return record(op, op.forward(backend, logits.data, labels=labels), (logits,))
         return record(op, run(op, (logits,), labels=labels), (logits,))
     return Tensor._apply(ops.CrossEntropy, logits, labels=labels)
 
