@@ -25,6 +25,7 @@ except ImportError:  # the torch columns are used only by test_ops_torch.py, whi
 from tinygrad_np.testing import (
     array_and_axis,
     arrays,
+    axes,
     broadcastable_arrays,
     broadcastable_pair,
     matmul_pair,
@@ -276,6 +277,180 @@ def _t_whole(a, axis, name):
 
 def _t_clip(a, low, high):
     return a.clamp(low, high)
+
+
+# --- movement (tinygrad_np/movement.py) ---
+
+
+@st.composite
+def flip_case(draw):
+    x = draw(arrays())
+    return (x,), {"axis": draw(axes(x.ndim))}
+
+
+def _t_flip(a, axis):
+    return a.flip(dims(axis, a.ndim) if not isinstance(axis, int) else (axis,))
+
+
+@st.composite
+def roll_case(draw):
+    x = draw(arrays())
+    if x.ndim == 0 or draw(st.booleans()):
+        return (x,), {"shift": draw(st.integers(-5, 5)), "axis": None}
+    axis = draw(st.lists(st.integers(-x.ndim, x.ndim - 1), min_size=1, max_size=3))
+    shift = [draw(st.integers(-5, 5)) for _ in axis]
+    return (x,), {"shift": tuple(shift), "axis": tuple(axis)}
+
+
+@st.composite
+def two_axes_case(draw):
+    x = draw(arrays(shapes(min_dims=1)))
+    a = st.integers(-x.ndim, x.ndim - 1)
+    return (x,), {"axis1": draw(a), "axis2": draw(a)}
+
+
+@st.composite
+def moveaxis_case(draw):
+    x = draw(arrays(shapes(min_dims=1)))
+    n = draw(st.integers(1, x.ndim))
+    src = draw(st.permutations(range(x.ndim)))[:n]
+    dst = draw(st.permutations(range(-x.ndim, 0)))[:n]
+    return (x,), {"source": tuple(src), "destination": tuple(dst)}
+
+
+@st.composite
+def tile_case(draw):
+    x = draw(arrays(shapes(max_dims=2)))
+    reps = tuple(draw(st.lists(st.integers(0, 3), min_size=0, max_size=3)))
+    return (x,), {"reps": reps if len(reps) != 1 or draw(st.booleans()) else reps[0]}
+
+
+@st.composite
+def repeat_case(draw):
+    x = draw(arrays())
+    axis = draw(st.none() | st.integers(-x.ndim, x.ndim - 1)) if x.ndim else None
+    n = x.size if axis is None else x.shape[axis]
+    if draw(st.booleans()):
+        repeats = draw(st.integers(0, 3))
+    else:
+        repeats = np.array(draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), np.int64)
+    return (x,), {"repeats": repeats, "axis": axis}
+
+
+def _t_repeat(a, repeats, axis):
+    r = torch.from_numpy(repeats) if isinstance(repeats, np.ndarray) else repeats
+    return torch.repeat_interleave(a, r, dim=axis)
+
+
+@st.composite
+def split_case(draw, equal):
+    x = draw(arrays(shapes(min_dims=1)))
+    axis = draw(st.integers(-x.ndim, x.ndim - 1))
+    n = x.shape[axis]
+    if draw(st.booleans()):
+        divisors = [d for d in range(1, n + 1) if n % d == 0]
+        sections = draw(st.sampled_from(divisors) if equal else st.integers(1, n + 2))
+    else:
+        sections = tuple(sorted(draw(st.lists(st.integers(0, n), max_size=3))))
+    return (x,), {"sections": sections, "axis": axis}
+
+
+def _rejoined(parts, axis):
+    """The parts joined again, part i scaled by i + 1: each part's gradient is told apart."""
+    return tg.concatenate([p * float(i + 1) for i, p in enumerate(parts)], axis)
+
+
+def _t_split(a, sections, axis):
+    parts = torch.tensor_split(a, list(sections) if isinstance(sections, tuple) else sections, axis)
+    return torch.cat([p * float(i + 1) for i, p in enumerate(parts)], axis)
+
+
+@st.composite
+def chunk_case(draw):
+    x = draw(arrays(shapes(min_dims=1)))
+    return (x,), {"chunks": draw(st.integers(1, 5)), "dim": draw(st.integers(-x.ndim, x.ndim - 1))}
+
+
+@st.composite
+def triangle_case(draw):
+    x = draw(arrays(shapes(min_dims=1)))
+    return (x,), {"k": draw(st.integers(-3, 3))}
+
+
+def _t_triangle(name):
+    def run(a, k):
+        return getattr(torch, name)(a, k) if a.ndim >= 2 else None
+
+    return run
+
+
+@st.composite
+def diagonal_case(draw):
+    x = draw(arrays(shapes(min_dims=2)))
+    a = st.integers(-x.ndim, x.ndim - 1)
+    axis1, axis2 = draw(st.tuples(a, a).filter(lambda p: p[0] % x.ndim != p[1] % x.ndim))
+    return (x,), {"offset": draw(st.integers(-3, 3)), "axis1": axis1, "axis2": axis2}
+
+
+@st.composite
+def diag_case(draw):
+    x = draw(arrays(shapes(min_dims=1, max_dims=2)))
+    return (x,), {"k": draw(st.integers(-3, 3))}
+
+
+@st.composite
+def take_along_axis_case(draw):
+    x = draw(arrays(shapes(min_dims=1)))
+    axis = draw(st.integers(-x.ndim, x.ndim - 1))
+    shape = [draw(st.sampled_from([1, n])) for n in x.shape]  # broadcast against x
+    shape[axis] = draw(st.integers(1, 5))  # repeats: the gradient adds up
+    n = x.shape[axis]
+    idx = draw(hnp.arrays(np.int64, tuple(shape), elements=st.integers(-n, n - 1)))
+    return (x,), {"indices": idx, "axis": axis}
+
+
+@st.composite
+def gather_case(draw):
+    x = draw(arrays(shapes(min_dims=1)))
+    dim = draw(st.integers(-x.ndim, x.ndim - 1))
+    shape = [draw(st.integers(1, n)) for n in x.shape]  # no larger than x
+    shape[dim] = draw(st.integers(1, 5))
+    idx = draw(hnp.arrays(np.int64, tuple(shape), elements=st.integers(0, x.shape[dim] - 1)))
+    return (x,), {"dim": dim, "index": idx}
+
+
+@st.composite
+def pad_case(draw):
+    x = draw(arrays(shapes(min_dims=1)))
+    mode = draw(st.sampled_from(["constant", "reflect", "symmetric", "edge", "wrap"]))
+    # reflect needs more than one element to reflect about (numpy repeats a single one)
+    width = st.integers(0, 3)
+    form = draw(st.sampled_from(["int", "pair", "per_axis"]))
+    if form == "int":
+        pad_width = draw(width)
+    elif form == "pair":
+        pad_width = (draw(width), draw(width))
+    else:
+        pad_width = tuple((draw(width), draw(width)) for _ in x.shape)
+    kwargs = {"pad_width": pad_width, "mode": mode}
+    if mode == "constant":
+        kwargs["constant_values"] = draw(st.sampled_from([0.0, 1.5]))
+    return (x,), kwargs
+
+
+def _t_pad(a, pad_width, mode, constant_values=0.0):
+    if mode != "constant":
+        return None  # torch pads only the last 1-3 dimensions in the other modes
+    widths = np.broadcast_to(np.asarray(pad_width), (a.ndim, 2))
+    flat = [int(w) for pair in widths[::-1] for w in pair]  # torch: the last dimension first
+    return torch.nn.functional.pad(a, flat, value=constant_values)
+
+
+@st.composite
+def joined_case(draw, min_dims=0):
+    """Two or three arrays of one shape (0-d to 3-d), for vstack, hstack, dstack, column_stack."""
+    shape = draw(shapes(min_dims=min_dims))
+    return tuple(draw(arrays(shape)) for _ in range(draw(st.integers(1, 3)))), {}
 
 
 GRAD_CASES: dict[str, Case] = {
@@ -592,7 +767,85 @@ GRAD_CASES: dict[str, Case] = {
         plain(broadcastable_pair().filter(lambda p: np.all(np.abs(p[0] - p[1]) > 1e-3))),
         lambda a, b: torch.fmin(a, b),
     ),
+    # --- movement (tinygrad_np/movement.py) ---
+    "flip": Case(lambda a, axis: a.flip(axis), flip_case(), _t_flip),
+    "roll": Case(
+        lambda a, shift, axis: a.roll(shift, axis),
+        roll_case(),
+        lambda a, shift, axis: torch.roll(a, shift, axis),
+    ),
+    "swapaxes": Case(
+        lambda a, axis1, axis2: a.swapaxes(axis1, axis2),
+        two_axes_case(),
+        lambda a, axis1, axis2: torch.swapaxes(a, axis1, axis2),
+    ),
+    "moveaxis": Case(
+        lambda a, source, destination: a.moveaxis(source, destination),
+        moveaxis_case(),
+        lambda a, source, destination: torch.moveaxis(a, source, destination),
+    ),
+    "permute": Case(
+        lambda a, axes: a.permute(*axes), transpose_case(), lambda a, axes: a.permute(axes)
+    ),
+    "view": Case(lambda a, shape: a.view(shape), reshape_case(), lambda a, shape: a.view(shape)),
+    "tile": Case(
+        lambda a, reps: a.tile(reps),
+        tile_case(),
+        lambda a, reps: torch.tile(a, reps if isinstance(reps, tuple) else (reps,)),
+    ),
+    "repeat": Case(
+        lambda a, repeats, axis: a.repeat(repeats, axis), repeat_case(), _t_repeat
+    ),
+    "split": Case(
+        lambda a, sections, axis: _rejoined(a.split(sections, axis), axis),
+        split_case(equal=True),
+        _t_split,
+    ),
+    "array_split": Case(
+        lambda a, sections, axis: _rejoined(a.array_split(sections, axis), axis),
+        split_case(equal=False),
+        _t_split,
+    ),
+    "chunk": Case(
+        lambda a, chunks, dim: _rejoined(a.chunk(chunks, dim), dim),
+        chunk_case(),
+        lambda a, chunks, dim: torch.cat(
+            [p * float(i + 1) for i, p in enumerate(a.chunk(chunks, dim))], dim
+        ),
+    ),
+    "tril": Case(lambda a, k: a.tril(k), triangle_case(), _t_triangle("tril")),
+    "triu": Case(lambda a, k: a.triu(k), triangle_case(), _t_triangle("triu")),
+    "diagonal": Case(
+        lambda a, offset, axis1, axis2: a.diagonal(offset, axis1, axis2),
+        diagonal_case(),
+        lambda a, offset, axis1, axis2: torch.diagonal(a, offset, axis1, axis2),
+    ),
+    "diag": Case(lambda a, k: a.diag(k), diag_case(), lambda a, k: torch.diag(a, k)),
+    "take_along_axis": Case(
+        lambda a, indices, axis: a.take_along_axis(indices, axis),
+        take_along_axis_case(),
+        lambda a, indices, axis: torch.take_along_dim(a, torch.from_numpy(indices), axis),
+    ),
+    "gather": Case(
+        lambda a, dim, index: a.gather(dim, index),
+        gather_case(),
+        lambda a, dim, index: torch.gather(a, dim, torch.from_numpy(index)),
+    ),
+    "pad": Case(lambda a, **kw: a.pad(**kw), pad_case(), _t_pad),
+    "vstack": Case(lambda *xs: tg.vstack(xs), joined_case(), lambda *xs: torch.vstack(xs)),
+    "hstack": Case(lambda *xs: tg.hstack(xs), joined_case(), lambda *xs: torch.hstack(xs)),
+    "dstack": Case(lambda *xs: tg.dstack(xs), joined_case(), lambda *xs: torch.dstack(xs)),
+    "column_stack": Case(
+        lambda *xs: tg.column_stack(xs), joined_case(), lambda *xs: torch.column_stack(xs)
+    ),
+    "atleast_3d": Case(
+        lambda a: tg.atleast_3d(a) * 2.0, one(arrays()), lambda a: torch.atleast_3d(a) * 2.0
+    ),
+    "cat": Case(
+        lambda *xs, axis: tg.cat(xs, dim=axis), concat_case(), lambda *xs, axis: torch.cat(xs, axis)
+    ),
 }
+
 
 
 def _count(case) -> int:

@@ -20,7 +20,25 @@ from .gradcheck import GradcheckError, gradcheck, gradgradcheck, numerical_grads
 from .io.checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore, save_checkpoint
 from .custom import Op, Rule
 from .ops import HigherOrderError
-from .tensor import Tensor, apply, concatenate, ones, randn, stack, uniform, where, zeros
+from .tensor import (
+    Tensor,
+    apply,
+    atleast_1d,
+    atleast_2d,
+    atleast_3d,
+    cat,
+    column_stack,
+    concatenate,
+    dstack,
+    hstack,
+    ones,
+    randn,
+    stack,
+    uniform,
+    vstack,
+    where,
+    zeros,
+)
 
 __version__ = "0.1.0"
 
@@ -37,6 +55,14 @@ __all__ = [
     "zeros_like",
     "AnomalyError",
     "apply",
+    "atleast_1d",
+    "atleast_2d",
+    "atleast_3d",
+    "cat",
+    "column_stack",
+    "dstack",
+    "hstack",
+    "vstack",
     "autograd",
     "grad",
     "hessian",

@@ -12,6 +12,7 @@ import numpy as np
 from . import backend, numpy_api, ops
 from .composites import Composites
 from .elementwise import Elementwise
+from .movement import Movement, atleast
 from ._shapes import broadcast_shape, normalize_axis
 from .engine import ANOMALY, GRAD_ENABLED, RELEASED, check_finite, run_backward
 
@@ -29,7 +30,7 @@ def _shape_arg(shape) -> tuple[int, ...]:
     return tuple(int(n) for n in shape)
 
 
-class Tensor(Composites, Elementwise):
+class Tensor(Composites, Elementwise, Movement):
     """An ndarray that records the operations that made it, for reverse-mode autodiff."""
 
     __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "__weakref__")
@@ -737,6 +738,74 @@ def stack(tensors, axis: int = 0) -> Tensor:
     return concatenate([t.unsqueeze(axis) for t in tensors], axis=axis)
 
 
+def _concatenate_as(name: str, tensors, axis: int) -> Tensor:
+    """concatenate, its errors naming the function the user called."""
+    try:
+        return concatenate(tensors, axis)
+    except ValueError as e:  # AxisError included
+        raise type(e)(str(e).replace("concatenate:", f"{name}:", 1)) from None
+
+
+def cat(tensors, axis: int = 0, *, dim=None) -> Tensor:
+    """PyTorch's name for concatenate (dim= accepted)."""
+    return _concatenate_as("cat", tensors, axis if dim is None else dim)
+
+
+def _atleast(ndim: int, arys):
+    out = [atleast(Tensor._lift(t), ndim) for t in arys]
+    return out[0] if len(out) == 1 else out
+
+
+def atleast_1d(*arys):
+    """Each input with at least 1 dimension (a 0-d one becomes (1,)); a list for several inputs."""
+    return _atleast(1, arys)
+
+
+def atleast_2d(*arys):
+    """At least 2 dimensions: (n,) becomes (1, n), as np.atleast_2d."""
+    return _atleast(2, arys)
+
+
+def atleast_3d(*arys):
+    """At least 3 dimensions: (n,) becomes (1, n, 1), (m, n) becomes (m, n, 1) (np.atleast_3d)."""
+    return _atleast(3, arys)
+
+
+def _lifted(name: str, tensors) -> list[Tensor]:
+    """The inputs as Tensors, arrays and numbers taking the first Tensor's dtype."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError(f"{name}: needs at least one tensor")
+    ref = next((t for t in tensors if isinstance(t, Tensor)), None)
+    return [Tensor._lift(t, None if ref is None else ref.dtype) for t in tensors]
+
+
+def _joined(name: str, tensors, ndim: int) -> list[Tensor]:
+    return [atleast(t, ndim) for t in _lifted(name, tensors)]
+
+
+def vstack(tensors) -> Tensor:
+    """Join along the first axis, 1-D inputs as rows (np.vstack; PyTorch's vstack)."""
+    return _concatenate_as("vstack", _joined("vstack", tensors, 2), 0)
+
+
+def hstack(tensors) -> Tensor:
+    """Join along the second axis, or the first for 1-D inputs (np.hstack)."""
+    tensors = _joined("hstack", tensors, 1)
+    return _concatenate_as("hstack", tensors, 0 if tensors[0].ndim == 1 else 1)
+
+
+def dstack(tensors) -> Tensor:
+    """Join along the third axis, inputs made 3-D as np.atleast_3d makes them (np.dstack)."""
+    return _concatenate_as("dstack", _joined("dstack", tensors, 3), 2)
+
+
+def column_stack(tensors) -> Tensor:
+    """1-D inputs as columns, 2-D ones as they are, joined along axis 1 (np.column_stack)."""
+    cols = [t.reshape(-1, 1) if t.ndim < 2 else t for t in _lifted("column_stack", tensors)]
+    return _concatenate_as("column_stack", cols, 1)
+
+
 def zeros(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
     return Tensor.zeros(*shape, dtype=dtype, requires_grad=requires_grad)
 
@@ -760,4 +829,11 @@ _FUNCTIONS = {
     np.where: where,
     np.concatenate: lambda arrays, axis=0: concatenate(arrays, axis),
     np.stack: lambda arrays, axis=0: stack(arrays, axis),
+    np.vstack: lambda tup: vstack(tup),
+    np.hstack: lambda tup: hstack(tup),
+    np.dstack: lambda tup: dstack(tup),
+    np.column_stack: lambda tup: column_stack(tup),
+    np.atleast_1d: atleast_1d,
+    np.atleast_2d: atleast_2d,
+    np.atleast_3d: atleast_3d,
 }
