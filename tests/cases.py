@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -27,6 +28,8 @@ from tinygrad_np.testing import (
     arrays,
     axes,
     broadcastable_arrays,
+    distinct_arrays,
+    floats64,
     broadcastable_pair,
     matmul_pair,
     shapes,
@@ -453,6 +456,94 @@ def joined_case(draw, min_dims=0):
     return tuple(draw(arrays(shape)) for _ in range(draw(st.integers(1, 3)))), {}
 
 
+# --- reductions and scans (tinygrad_np/reductions.py) ---
+
+# products: exact zeros among the values, where a gradient that divided by x would fail
+WITH_ZEROS = hnp.arrays(
+    np.float64, shapes(), elements=st.one_of(st.just(0.0), floats64(-1.5, 1.5))
+)
+
+
+@st.composite
+def scan_case(draw, values=None):
+    x = draw(values if values is not None else arrays())
+    return (x,), {"axis": draw(st.none() | st.integers(-x.ndim, x.ndim - 1)) if x.ndim else None}
+
+
+def _t_scan(name):
+    def run(a, axis):
+        return getattr(a.reshape(-1) if axis is None else a, name)(0 if axis is None else axis)
+
+    return run
+
+
+@st.composite
+def prod_case(draw):
+    x = draw(WITH_ZEROS)
+    return (x,), {"axis": draw(axes(x.ndim)), "keepdims": draw(st.booleans())}
+
+
+def _t_prod(a, axis, keepdims):
+    if axis is None:
+        out = a.prod()
+        return out.reshape((1,) * a.ndim) if keepdims else out
+    for d in sorted({d % a.ndim for d in ((axis,) if isinstance(axis, int) else axis)})[::-1]:
+        a = a.prod(dim=d, keepdim=keepdims)  # the last axis first: the others keep their numbers
+    return a
+
+
+@st.composite
+def diff_case(draw):
+    x = draw(arrays(shapes(min_dims=1)))
+    return (x,), {"n": draw(st.integers(0, 3)), "axis": draw(st.integers(-x.ndim, x.ndim - 1))}
+
+
+@st.composite
+def sort_case(draw):
+    x = draw(distinct_arrays(shapes(min_dims=1)))
+    axis = draw(st.none() | st.integers(-x.ndim, x.ndim - 1))
+    return (x,), {"axis": axis, "descending": draw(st.booleans())}
+
+
+def _t_sort(a, axis, descending):
+    x = a.reshape(-1) if axis is None else a
+    return torch.sort(x, dim=0 if axis is None else axis, descending=descending).values
+
+
+def _distinct_sums(x, inner, outer) -> bool:
+    """The sums of |x| over inner differ by 1e-3 along outer: no tie for the max/min norm."""
+    gaps = np.diff(np.sort(np.abs(x).sum(inner, keepdims=True), axis=outer), axis=outer)
+    return gaps.size == 0 or bool(gaps.min() > 1e-3)
+
+
+@st.composite
+def norm_case(draw):
+    """Magnitudes distinct and at least 1/8 (no kink of |x|, no tie for max/min), random signs."""
+    shape = draw(shapes(min_dims=1))
+    size = draw(distinct_arrays(shape, lo=0.125, hi=3.0))
+    x = size * draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([-1.0, 1.0])))
+    keepdims = draw(st.booleans())
+    kinds = ["vector", "matrix", "whole"] if x.ndim >= 2 else ["vector", "whole"]
+    kind = draw(st.sampled_from(kinds))
+    if kind == "whole":
+        return (x,), {"ord": None, "axis": None, "keepdims": keepdims}
+    if kind == "vector":
+        ord = draw(st.sampled_from([None, 1, 2, np.inf, -np.inf, 3, 1.5]))
+        axis = draw(st.integers(-x.ndim, x.ndim - 1))
+        return (x,), {"ord": ord, "axis": axis, "keepdims": keepdims}
+    a = st.integers(-x.ndim, x.ndim - 1)
+    r, c = draw(st.tuples(a, a).filter(lambda p: p[0] % x.ndim != p[1] % x.ndim))
+    ord = draw(st.sampled_from([None, "fro", 1, -1, np.inf, -np.inf]))
+    if ord in (1, -1, np.inf, -np.inf):
+        inner, outer = (r, c) if ord in (1, -1) else (c, r)
+        assume(_distinct_sums(x, inner, outer))
+    return (x,), {"ord": ord, "axis": (r, c), "keepdims": keepdims}
+
+
+def _t_norm(a, ord, axis, keepdims):
+    return torch.linalg.norm(a, ord, axis, keepdims)
+
+
 GRAD_CASES: dict[str, Case] = {
     # --- primitives (keyed by class name) ---
     "Neg": Case(lambda a: -a, one(arrays()), lambda a: -a),
@@ -844,8 +935,23 @@ GRAD_CASES: dict[str, Case] = {
     "cat": Case(
         lambda *xs, axis: tg.cat(xs, dim=axis), concat_case(), lambda *xs, axis: torch.cat(xs, axis)
     ),
+    # --- reductions and scans (tinygrad_np/reductions.py; Cumsum is a rule) ---
+    "Cumsum": Case(lambda a, axis: a.cumsum(axis), scan_case(), _t_scan("cumsum")),
+    "cumprod": Case(lambda a, axis: a.cumprod(axis), scan_case(WITH_ZEROS), _t_scan("cumprod")),
+    "prod": Case(lambda a, axis, keepdims: a.prod(axis, keepdims), prod_case(), _t_prod),
+    "diff": Case(
+        lambda a, n, axis: a.diff(n, axis), diff_case(), lambda a, n, axis: torch.diff(a, n, axis)
+    ),
+    "trace": Case(
+        lambda a, offset, axis1, axis2: a.trace(offset, axis1, axis2),
+        diagonal_case(),
+        lambda a, offset, axis1, axis2: torch.diagonal(a, offset, axis1, axis2).sum(-1),
+    ),
+    "sort": Case(lambda a, axis, descending: a.sort(axis, descending), sort_case(), _t_sort),
+    "norm": Case(
+        lambda a, ord, axis, keepdims: a.norm(ord, axis, keepdims), norm_case(), _t_norm
+    ),
 }
-
 
 
 def _count(case) -> int:

@@ -118,10 +118,30 @@ FUNCTIONS = {
     np.diagonal: lambda a, offset=0, axis1=0, axis2=1: a.diagonal(offset, axis1, axis2),
     np.diag: lambda v, k=0: v.diag(k),
     np.take_along_axis: lambda arr, indices, axis=-1: arr.take_along_axis(indices, axis),
+    np.prod: _reduction("prod"),
+    np.any: _reduction("any"),
+    np.all: _reduction("all"),
+    np.cumsum: lambda a, axis=None, dtype=None: _no_dtype("cumsum", dtype, a).cumsum(axis),
+    np.cumprod: lambda a, axis=None, dtype=None: _no_dtype("cumprod", dtype, a).cumprod(axis),
+    np.diff: lambda a, n=1, axis=-1, **kw: a.diff(n, axis, **kw),
+    np.trace: lambda a, offset=0, axis1=0, axis2=1: a.trace(offset, axis1, axis2),
+    np.argmax: lambda a, axis=None, keepdims=False: a.argmax(axis, keepdims),
+    np.argmin: lambda a, axis=None, keepdims=False: a.argmin(axis, keepdims),
+    np.sort: lambda a, axis=-1, kind=None, order=None, stable=None: a.sort(axis),
+    np.argsort: lambda a, axis=-1, kind=None, order=None, stable=None: a.argsort(axis),
+    np.linalg.norm: lambda x, ord=None, axis=None, keepdims=False: x.norm(ord, axis, keepdims),
     np.shape: lambda a: a.shape,
     np.ndim: lambda a: a.ndim,
     np.size: lambda a: a.size,
 }
+
+
+def _no_dtype(name: str, dtype, a):
+    if dtype is not None:
+        raise TypeError(
+            f"numpy.{name} on a Tensor: dtype is not supported; cast with .astype() first"
+        )
+    return a
 
 
 def _rounded(a, decimals):

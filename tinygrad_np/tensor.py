@@ -13,6 +13,7 @@ from . import backend, numpy_api, ops
 from .composites import Composites
 from .elementwise import Elementwise
 from .movement import Movement, atleast
+from .reductions import Reductions
 from ._shapes import broadcast_shape, normalize_axis
 from .engine import ANOMALY, GRAD_ENABLED, RELEASED, check_finite, run_backward
 
@@ -30,7 +31,7 @@ def _shape_arg(shape) -> tuple[int, ...]:
     return tuple(int(n) for n in shape)
 
 
-class Tensor(Composites, Elementwise, Movement):
+class Tensor(Composites, Elementwise, Movement, Reductions):
     """An ndarray that records the operations that made it, for reverse-mode autodiff."""
 
     __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "__weakref__")
