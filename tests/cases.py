@@ -544,6 +544,77 @@ def _t_norm(a, ord, axis, keepdims):
     return torch.linalg.norm(a, ord, axis, keepdims)
 
 
+# --- linear algebra (tinygrad_np/linalg.py) ---
+
+
+@st.composite
+def tensordot_case(draw):
+    side = st.integers(1, 3)
+    free_a = draw(st.lists(side, max_size=2))
+    summed = draw(st.lists(side, max_size=2))
+    free_b = draw(st.lists(side, max_size=2))
+    if draw(st.booleans()):  # an int: the last N axes of a with the first N of b
+        a_shape, b_shape, axes = free_a + summed, summed + free_b, len(summed)
+    else:  # a pair of axis lists, the summed axes anywhere and in any order
+        a_order = draw(st.permutations(range(len(free_a) + len(summed))))
+        b_order = draw(st.permutations(range(len(summed) + len(free_b))))
+        a_dims, b_dims = free_a + summed, summed + free_b
+        a_shape = [a_dims[i] for i in a_order]
+        b_shape = [b_dims[i] for i in b_order]
+        xa = [a_order.index(len(free_a) + j) for j in range(len(summed))]
+        xb = [b_order.index(j) for j in range(len(summed))]
+        axes = (xa, xb)
+    return (draw(arrays(tuple(a_shape))), draw(arrays(tuple(b_shape)))), {"axes": axes}
+
+
+@st.composite
+def dot_case(draw, kind):
+    """Operands for np.dot (kind "dot": last axis with the second-to-last) or np.inner (last)."""
+    k = draw(st.integers(1, 3))
+    a_lead = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    b_lead = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    form = draw(st.sampled_from(["scalar", "vector", "nd"]))
+    if form == "scalar":
+        shapes_ = [(), draw(shapes())]
+        shapes_ = shapes_ if draw(st.booleans()) else shapes_[::-1]
+        return tuple(draw(arrays(s)) for s in shapes_), {}
+    a_shape = a_lead + (k,)
+    if form == "vector" or kind == "inner":
+        b_shape = (b_lead + (k,)) if form == "nd" else (k,)
+    else:
+        b_shape = b_lead[:1] + (k, draw(st.integers(1, 3)))
+    return (draw(arrays(a_shape)), draw(arrays(b_shape))), {}
+
+
+def _t_dot(a, b):
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    return torch.tensordot(a, b, dims=([a.ndim - 1], [max(b.ndim - 2, 0)]))
+
+
+def _t_inner(a, b):
+    return a * b if a.ndim == 0 or b.ndim == 0 else torch.inner(a, b)
+
+
+EINSUM_SPECS = [
+    "ij,jk->ik", "ij->ji", "ii->i", "ii->", "ij->j", "ij,ij->ij", "i,j->ij", "bij,bjk->bik",
+    "...ij,...jk->...ik", "iij,jk->ik", "ijk,ikl->jl", "i,i->", "ij,j->i", "...i->i...",
+]  # fmt: skip
+
+
+@st.composite
+def einsum_case(draw):
+    spec = draw(st.sampled_from(EINSUM_SPECS))
+    sizes = {c: draw(st.integers(1, 3)) for c in set(spec) if c.isalpha()}
+    batch = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    ins = spec.split("->")[0].split(",")
+    def shape(sub):
+        return sum((batch if c == "." else (sizes[c],) for c in sub.replace("...", ".")), ())
+
+    xs = tuple(draw(arrays(shape(sub))) for sub in ins)
+    return xs, {"subscripts": spec}
+
+
 GRAD_CASES: dict[str, Case] = {
     # --- primitives (keyed by class name) ---
     "Neg": Case(lambda a: -a, one(arrays()), lambda a: -a),
@@ -950,6 +1021,29 @@ GRAD_CASES: dict[str, Case] = {
     "sort": Case(lambda a, axis, descending: a.sort(axis, descending), sort_case(), _t_sort),
     "norm": Case(
         lambda a, ord, axis, keepdims: a.norm(ord, axis, keepdims), norm_case(), _t_norm
+    ),
+    # --- linear algebra (tinygrad_np/linalg.py) ---
+    "tensordot": Case(
+        lambda a, b, axes: tg.tensordot(a, b, axes),
+        tensordot_case(),
+        lambda a, b, axes: torch.tensordot(a, b, dims=axes),
+    ),
+    "dot": Case(lambda a, b: tg.dot(a, b), dot_case("dot"), _t_dot),
+    "inner": Case(lambda a, b: a.inner(b), dot_case("inner"), _t_inner),
+    "outer": Case(
+        lambda a, b: tg.outer(a, b),
+        plain(st.tuples(arrays(), arrays())),
+        lambda a, b: torch.outer(a.reshape(-1), b.reshape(-1)),
+    ),
+    "kron": Case(
+        lambda a, b: a.kron(b),
+        plain(st.tuples(arrays(shapes(max_dims=2)), arrays(shapes(max_dims=3)))),
+        lambda a, b: torch.kron(a, b),
+    ),
+    "einsum": Case(
+        lambda *xs, subscripts: tg.einsum(subscripts, *xs),
+        einsum_case(),
+        lambda *xs, subscripts: torch.einsum(subscripts, *xs),
     ),
 }
 

@@ -14,6 +14,7 @@ from .composites import Composites
 from .elementwise import Elementwise
 from .movement import Movement, atleast
 from .reductions import Reductions
+from .linalg import LinearAlgebra, einsum as _einsum
 from ._shapes import broadcast_shape, normalize_axis
 from .engine import ANOMALY, GRAD_ENABLED, RELEASED, check_finite, run_backward
 
@@ -31,7 +32,7 @@ def _shape_arg(shape) -> tuple[int, ...]:
     return tuple(int(n) for n in shape)
 
 
-class Tensor(Composites, Elementwise, Movement, Reductions):
+class Tensor(Composites, Elementwise, Movement, Reductions, LinearAlgebra):
     """An ndarray that records the operations that made it, for reverse-mode autodiff."""
 
     __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "__weakref__")
@@ -807,6 +808,51 @@ def column_stack(tensors) -> Tensor:
     return _concatenate_as("column_stack", cols, 1)
 
 
+def _first(a, b) -> Tensor:
+    """a as a Tensor, taking b's dtype when a is a constant and b a float Tensor."""
+    if isinstance(a, Tensor):
+        return a
+    like = b.dtype if isinstance(b, Tensor) and _is_float(b.dtype) else None
+    return Tensor._lift(a, like)
+
+
+def tensordot(a, b, axes=2) -> Tensor:
+    """np.tensordot: sums of products over axes (an int N, or a pair of axis lists)."""
+    return _first(a, b).tensordot(b, axes)
+
+
+def dot(a, b) -> Tensor:
+    """np.dot."""
+    return _first(a, b).dot(b)
+
+
+def inner(a, b) -> Tensor:
+    """np.inner: sums of products over the last axes."""
+    return _first(a, b).inner(b)
+
+
+def outer(a, b) -> Tensor:
+    """np.outer of the flattened operands."""
+    return _first(a, b).outer(b)
+
+
+def kron(a, b) -> Tensor:
+    """np.kron: the Kronecker product."""
+    return _first(a, b).kron(b)
+
+
+def einsum(subscripts: str, *operands) -> Tensor:
+    """np.einsum in explicit mode ('ij,jk->ik', '...ij,...jk->...ik'), one or two operands."""
+    ref = next((t for t in operands if isinstance(t, Tensor) and _is_float(t.dtype)), None)
+    lifted = [Tensor._lift(t, None if ref is None else ref.dtype) for t in operands]
+    if len({t.dtype for t in lifted}) > 1 and all(_is_float(t.dtype) for t in lifted):
+        raise TypeError(
+            f"einsum: dtypes {' and '.join(str(t.dtype) for t in lifted)} differ; cast one with "
+            f".astype()"
+        )
+    return _einsum(subscripts, *lifted)
+
+
 def zeros(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
     return Tensor.zeros(*shape, dtype=dtype, requires_grad=requires_grad)
 
@@ -837,4 +883,16 @@ _FUNCTIONS = {
     np.atleast_1d: atleast_1d,
     np.atleast_2d: atleast_2d,
     np.atleast_3d: atleast_3d,
+    np.tensordot: tensordot,
+    np.dot: dot,
+    np.inner: inner,
+    np.outer: lambda a, b: outer(a, b),
+    np.kron: kron,
+    np.einsum: lambda subscripts, *operands, **kw: _einsum_call(subscripts, operands, kw),
 }
+
+
+def _einsum_call(subscripts, operands, kwargs) -> Tensor:
+    if kwargs:
+        raise TypeError(f"numpy.einsum on a Tensor: {', '.join(sorted(kwargs))} is not supported")
+    return einsum(subscripts, *operands)
