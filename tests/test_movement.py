@@ -77,7 +77,14 @@ def test_values_and_dtypes_match_numpy(name, dtype):
 
 @pytest.mark.parametrize(
     "name, sections",
-    [("split", 2), ("split", [1, 3]), ("split", [3, 1]), ("array_split", 3), ("array_split", 7)],
+    [
+        ("split", 2),
+        ("split", [1, 3]),
+        ("split", [3, 1]),
+        ("split", [-3, -1]),
+        ("array_split", 3),
+        ("array_split", 7),
+    ],
 )
 def test_split_returns_numpy_parts(name, sections):
     parts = getattr(Tensor(X), name)(sections, axis=2)

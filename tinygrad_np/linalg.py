@@ -117,11 +117,11 @@ class LinearAlgebra:
 # --- einsum ---
 
 
-def _labels(spec: str, ndim: int, ellipsis: str, i: int) -> list[str]:
+def _labels(spec: str, ndim: int, ellipsis: str, i: str) -> list[str]:
     """One operand's subscripts as a list of letters, '...' expanded to the last ndim-named ones of
     ellipsis (letters that the user's subscripts do not use)."""
     if spec.count("...") > 1 or "." in spec.replace("...", ""):
-        raise ValueError(f"einsum: operand {i}'s subscripts {spec!r} have a stray or repeated '.'")
+        raise ValueError(f"einsum: the subscripts {spec!r} of {i} have a stray or repeated '.'")
     named = spec.replace("...", "")
     bad = [c for c in named if c not in string.ascii_letters]
     if bad:
@@ -130,14 +130,14 @@ def _labels(spec: str, ndim: int, ellipsis: str, i: int) -> list[str]:
         k = ndim - len(named)
         if k < 0:
             raise ValueError(
-                f"einsum: operand {i} has {ndim} dimensions, fewer than the {len(named)} letters "
+                f"einsum: {i} has {ndim} dimensions, fewer than the {len(named)} letters "
                 f"of {spec!r}"
             )
         lead, tail = spec.split("...")
         return list(lead) + list(ellipsis[len(ellipsis) - k :] if k else "") + list(tail)
     if len(named) != ndim:
         raise ValueError(
-            f"einsum: operand {i} has {ndim} dimensions but its subscripts {spec!r} name "
+            f"einsum: {i} has {ndim} dimensions but its subscripts {spec!r} name "
             f"{len(named)}; give one letter per dimension (or '...')"
         )
     return list(named)
@@ -189,10 +189,12 @@ def einsum(subscripts: str, *operands):
             f"more, e.g. einsum('ij,jk->ik', einsum('ij,jk->ik', a, b), c))"
         )
     ellipsis = "".join(ch for ch in string.ascii_letters if ch not in spec)
-    labels = [_labels(s, x.ndim, ellipsis, i) for i, (s, x) in enumerate(zip(ins, operands))]
+    labels = [
+        _labels(s, x.ndim, ellipsis, f"operand {i}") for i, (s, x) in enumerate(zip(ins, operands))
+    ]
     k = max(len(lab) - len(s.replace("...", "")) for lab, s in zip(labels, ins))  # ... dims
     out_ndim = len(out.replace("...", "")) + (k if "..." in out else 0)
-    out_labels = _labels(out, out_ndim, ellipsis, "of the output")
+    out_labels = _labels(out, out_ndim, ellipsis, "the output")
     if len(set(out_labels)) != len(out_labels):
         raise ValueError(f"einsum: the output {out!r} repeats a subscript")
     missing = [ch for ch in out_labels if all(ch not in lab for lab in labels)]

@@ -208,7 +208,7 @@ class Movement:
         else:
             cuts = [0] + [int(c) for c in sections] + [n]
         return [
-            self[_along(a, self.ndim, slice(lo, max(lo, hi)))]
+            self[_along(a, self.ndim, slice(lo, hi))]  # as numpy: negative cuts count from the end
             for lo, hi in zip(cuts[:-1], cuts[1:])
         ]
 
