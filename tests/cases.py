@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -25,7 +26,10 @@ except ImportError:  # the torch columns are used only by test_ops_torch.py, whi
 from tinygrad_np.testing import (
     array_and_axis,
     arrays,
+    axes,
     broadcastable_arrays,
+    distinct_arrays,
+    floats64,
     broadcastable_pair,
     matmul_pair,
     shapes,
@@ -276,6 +280,339 @@ def _t_whole(a, axis, name):
 
 def _t_clip(a, low, high):
     return a.clamp(low, high)
+
+
+# --- movement (tinygrad_np/movement.py) ---
+
+
+@st.composite
+def flip_case(draw):
+    x = draw(arrays())
+    return (x,), {"axis": draw(axes(x.ndim))}
+
+
+def _t_flip(a, axis):
+    return a.flip(dims(axis, a.ndim) if not isinstance(axis, int) else (axis,))
+
+
+@st.composite
+def roll_case(draw):
+    x = draw(arrays())
+    if x.ndim == 0 or draw(st.booleans()):
+        return (x,), {"shift": draw(st.integers(-5, 5)), "axis": None}
+    axis = draw(st.lists(st.integers(-x.ndim, x.ndim - 1), min_size=1, max_size=3))
+    shift = [draw(st.integers(-5, 5)) for _ in axis]
+    return (x,), {"shift": tuple(shift), "axis": tuple(axis)}
+
+
+@st.composite
+def two_axes_case(draw):
+    x = draw(arrays(shapes(min_dims=1)))
+    a = st.integers(-x.ndim, x.ndim - 1)
+    return (x,), {"axis1": draw(a), "axis2": draw(a)}
+
+
+@st.composite
+def moveaxis_case(draw):
+    x = draw(arrays(shapes(min_dims=1)))
+    n = draw(st.integers(1, x.ndim))
+    src = draw(st.permutations(range(x.ndim)))[:n]
+    dst = draw(st.permutations(range(-x.ndim, 0)))[:n]
+    return (x,), {"source": tuple(src), "destination": tuple(dst)}
+
+
+@st.composite
+def tile_case(draw):
+    x = draw(arrays(shapes(max_dims=2)))
+    reps = tuple(draw(st.lists(st.integers(0, 3), min_size=0, max_size=3)))
+    return (x,), {"reps": reps if len(reps) != 1 or draw(st.booleans()) else reps[0]}
+
+
+@st.composite
+def repeat_case(draw):
+    x = draw(arrays())
+    axis = draw(st.none() | st.integers(-x.ndim, x.ndim - 1)) if x.ndim else None
+    n = x.size if axis is None else x.shape[axis]
+    if draw(st.booleans()):
+        repeats = draw(st.integers(0, 3))
+    else:
+        repeats = np.array(draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), np.int64)
+    return (x,), {"repeats": repeats, "axis": axis}
+
+
+def _t_repeat(a, repeats, axis):
+    r = torch.from_numpy(repeats) if isinstance(repeats, np.ndarray) else repeats
+    return torch.repeat_interleave(a, r, dim=axis)
+
+
+@st.composite
+def split_case(draw, equal):
+    x = draw(arrays(shapes(min_dims=1)))
+    axis = draw(st.integers(-x.ndim, x.ndim - 1))
+    n = x.shape[axis]
+    if draw(st.booleans()):
+        divisors = [d for d in range(1, n + 1) if n % d == 0]
+        sections = draw(st.sampled_from(divisors) if equal else st.integers(1, n + 2))
+    else:
+        sections = tuple(sorted(draw(st.lists(st.integers(0, n), max_size=3))))
+    return (x,), {"sections": sections, "axis": axis}
+
+
+def _rejoined(parts, axis):
+    """The parts joined again, part i scaled by i + 1: each part's gradient is told apart."""
+    return tg.concatenate([p * float(i + 1) for i, p in enumerate(parts)], axis)
+
+
+def _t_split(a, sections, axis):
+    parts = torch.tensor_split(a, list(sections) if isinstance(sections, tuple) else sections, axis)
+    return torch.cat([p * float(i + 1) for i, p in enumerate(parts)], axis)
+
+
+@st.composite
+def chunk_case(draw):
+    x = draw(arrays(shapes(min_dims=1)))
+    return (x,), {"chunks": draw(st.integers(1, 5)), "dim": draw(st.integers(-x.ndim, x.ndim - 1))}
+
+
+@st.composite
+def triangle_case(draw):
+    x = draw(arrays(shapes(min_dims=1)))
+    return (x,), {"k": draw(st.integers(-3, 3))}
+
+
+def _t_triangle(name):
+    def run(a, k):
+        return getattr(torch, name)(a, k) if a.ndim >= 2 else None
+
+    return run
+
+
+@st.composite
+def diagonal_case(draw):
+    x = draw(arrays(shapes(min_dims=2)))
+    a = st.integers(-x.ndim, x.ndim - 1)
+    axis1, axis2 = draw(st.tuples(a, a).filter(lambda p: p[0] % x.ndim != p[1] % x.ndim))
+    return (x,), {"offset": draw(st.integers(-3, 3)), "axis1": axis1, "axis2": axis2}
+
+
+@st.composite
+def diag_case(draw):
+    x = draw(arrays(shapes(min_dims=1, max_dims=2)))
+    return (x,), {"k": draw(st.integers(-3, 3))}
+
+
+@st.composite
+def take_along_axis_case(draw):
+    x = draw(arrays(shapes(min_dims=1)))
+    axis = draw(st.integers(-x.ndim, x.ndim - 1))
+    shape = [draw(st.sampled_from([1, n])) for n in x.shape]  # broadcast against x
+    shape[axis] = draw(st.integers(1, 5))  # repeats: the gradient adds up
+    n = x.shape[axis]
+    idx = draw(hnp.arrays(np.int64, tuple(shape), elements=st.integers(-n, n - 1)))
+    return (x,), {"indices": idx, "axis": axis}
+
+
+@st.composite
+def gather_case(draw):
+    x = draw(arrays(shapes(min_dims=1)))
+    dim = draw(st.integers(-x.ndim, x.ndim - 1))
+    shape = [draw(st.integers(1, n)) for n in x.shape]  # no larger than x
+    shape[dim] = draw(st.integers(1, 5))
+    idx = draw(hnp.arrays(np.int64, tuple(shape), elements=st.integers(0, x.shape[dim] - 1)))
+    return (x,), {"dim": dim, "index": idx}
+
+
+@st.composite
+def pad_case(draw):
+    x = draw(arrays(shapes(min_dims=1)))
+    mode = draw(st.sampled_from(["constant", "reflect", "symmetric", "edge", "wrap"]))
+    # reflect needs more than one element to reflect about (numpy repeats a single one)
+    width = st.integers(0, 3)
+    form = draw(st.sampled_from(["int", "pair", "per_axis"]))
+    if form == "int":
+        pad_width = draw(width)
+    elif form == "pair":
+        pad_width = (draw(width), draw(width))
+    else:
+        pad_width = tuple((draw(width), draw(width)) for _ in x.shape)
+    kwargs = {"pad_width": pad_width, "mode": mode}
+    if mode == "constant":
+        kwargs["constant_values"] = draw(st.sampled_from([0.0, 1.5]))
+    return (x,), kwargs
+
+
+def _t_pad(a, pad_width, mode, constant_values=0.0):
+    if mode != "constant":
+        return None  # torch pads only the last 1-3 dimensions in the other modes
+    widths = np.broadcast_to(np.asarray(pad_width), (a.ndim, 2))
+    flat = [int(w) for pair in widths[::-1] for w in pair]  # torch: the last dimension first
+    return torch.nn.functional.pad(a, flat, value=constant_values)
+
+
+@st.composite
+def joined_case(draw, min_dims=0):
+    """Two or three arrays of one shape (0-d to 3-d), for vstack, hstack, dstack, column_stack."""
+    shape = draw(shapes(min_dims=min_dims))
+    return tuple(draw(arrays(shape)) for _ in range(draw(st.integers(1, 3)))), {}
+
+
+# --- reductions and scans (tinygrad_np/reductions.py) ---
+
+# products: exact zeros among the values, where a gradient that divided by x would fail
+WITH_ZEROS = hnp.arrays(
+    np.float64, shapes(), elements=st.one_of(st.just(0.0), floats64(-1.5, 1.5))
+)
+
+
+@st.composite
+def scan_case(draw, values=None):
+    x = draw(values if values is not None else arrays())
+    return (x,), {"axis": draw(st.none() | st.integers(-x.ndim, x.ndim - 1)) if x.ndim else None}
+
+
+def _t_scan(name):
+    def run(a, axis):
+        return getattr(a.reshape(-1) if axis is None else a, name)(0 if axis is None else axis)
+
+    return run
+
+
+@st.composite
+def prod_case(draw):
+    x = draw(WITH_ZEROS)
+    return (x,), {"axis": draw(axes(x.ndim)), "keepdims": draw(st.booleans())}
+
+
+def _t_prod(a, axis, keepdims):
+    if axis is None:
+        out = a.prod()
+        return out.reshape((1,) * a.ndim) if keepdims else out
+    for d in sorted({d % a.ndim for d in ((axis,) if isinstance(axis, int) else axis)})[::-1]:
+        a = a.prod(dim=d, keepdim=keepdims)  # the last axis first: the others keep their numbers
+    return a
+
+
+@st.composite
+def diff_case(draw):
+    x = draw(arrays(shapes(min_dims=1)))
+    return (x,), {"n": draw(st.integers(0, 3)), "axis": draw(st.integers(-x.ndim, x.ndim - 1))}
+
+
+@st.composite
+def sort_case(draw):
+    x = draw(distinct_arrays(shapes(min_dims=1)))
+    axis = draw(st.none() | st.integers(-x.ndim, x.ndim - 1))
+    return (x,), {"axis": axis, "descending": draw(st.booleans())}
+
+
+def _t_sort(a, axis, descending):
+    x = a.reshape(-1) if axis is None else a
+    return torch.sort(x, dim=0 if axis is None else axis, descending=descending).values
+
+
+def _distinct_sums(x, inner, outer) -> bool:
+    """The sums of |x| over inner differ by 1e-3 along outer: no tie for the max/min norm."""
+    gaps = np.diff(np.sort(np.abs(x).sum(inner, keepdims=True), axis=outer), axis=outer)
+    return gaps.size == 0 or bool(gaps.min() > 1e-3)
+
+
+@st.composite
+def norm_case(draw):
+    """Magnitudes distinct and at least 1/8 (no kink of |x|, no tie for max/min), random signs."""
+    shape = draw(shapes(min_dims=1))
+    size = draw(distinct_arrays(shape, lo=0.125, hi=3.0))
+    x = size * draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([-1.0, 1.0])))
+    keepdims = draw(st.booleans())
+    kinds = ["vector", "matrix", "whole"] if x.ndim >= 2 else ["vector", "whole"]
+    kind = draw(st.sampled_from(kinds))
+    if kind == "whole":
+        return (x,), {"ord": None, "axis": None, "keepdims": keepdims}
+    if kind == "vector":
+        ord = draw(st.sampled_from([None, 1, 2, np.inf, -np.inf, 3, 1.5]))
+        axis = draw(st.integers(-x.ndim, x.ndim - 1))
+        return (x,), {"ord": ord, "axis": axis, "keepdims": keepdims}
+    a = st.integers(-x.ndim, x.ndim - 1)
+    r, c = draw(st.tuples(a, a).filter(lambda p: p[0] % x.ndim != p[1] % x.ndim))
+    ord = draw(st.sampled_from([None, "fro", 1, -1, np.inf, -np.inf]))
+    if ord in (1, -1, np.inf, -np.inf):
+        inner, outer = (r, c) if ord in (1, -1) else (c, r)
+        assume(_distinct_sums(x, inner, outer))
+    return (x,), {"ord": ord, "axis": (r, c), "keepdims": keepdims}
+
+
+def _t_norm(a, ord, axis, keepdims):
+    return torch.linalg.norm(a, ord, axis, keepdims)
+
+
+# --- linear algebra (tinygrad_np/linalg.py) ---
+
+
+@st.composite
+def tensordot_case(draw):
+    side = st.integers(1, 3)
+    free_a = draw(st.lists(side, max_size=2))
+    summed = draw(st.lists(side, max_size=2))
+    free_b = draw(st.lists(side, max_size=2))
+    if draw(st.booleans()):  # an int: the last N axes of a with the first N of b
+        a_shape, b_shape, axes = free_a + summed, summed + free_b, len(summed)
+    else:  # a pair of axis lists, the summed axes anywhere and in any order
+        a_order = draw(st.permutations(range(len(free_a) + len(summed))))
+        b_order = draw(st.permutations(range(len(summed) + len(free_b))))
+        a_dims, b_dims = free_a + summed, summed + free_b
+        a_shape = [a_dims[i] for i in a_order]
+        b_shape = [b_dims[i] for i in b_order]
+        xa = [a_order.index(len(free_a) + j) for j in range(len(summed))]
+        xb = [b_order.index(j) for j in range(len(summed))]
+        axes = (xa, xb)
+    return (draw(arrays(tuple(a_shape))), draw(arrays(tuple(b_shape)))), {"axes": axes}
+
+
+@st.composite
+def dot_case(draw, kind):
+    """Operands for np.dot (kind "dot": last axis with the second-to-last) or np.inner (last)."""
+    k = draw(st.integers(1, 3))
+    a_lead = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    b_lead = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    form = draw(st.sampled_from(["scalar", "vector", "nd"]))
+    if form == "scalar":
+        shapes_ = [(), draw(shapes())]
+        shapes_ = shapes_ if draw(st.booleans()) else shapes_[::-1]
+        return tuple(draw(arrays(s)) for s in shapes_), {}
+    a_shape = a_lead + (k,)
+    if form == "vector" or kind == "inner":
+        b_shape = (b_lead + (k,)) if form == "nd" else (k,)
+    else:
+        b_shape = b_lead[:1] + (k, draw(st.integers(1, 3)))
+    return (draw(arrays(a_shape)), draw(arrays(b_shape))), {}
+
+
+def _t_dot(a, b):
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    return torch.tensordot(a, b, dims=([a.ndim - 1], [max(b.ndim - 2, 0)]))
+
+
+def _t_inner(a, b):
+    return a * b if a.ndim == 0 or b.ndim == 0 else torch.inner(a, b)
+
+
+EINSUM_SPECS = [
+    "ij,jk->ik", "ij->ji", "ii->i", "ii->", "ij->j", "ij,ij->ij", "i,j->ij", "bij,bjk->bik",
+    "...ij,...jk->...ik", "iij,jk->ik", "ijk,ikl->jl", "i,i->", "ij,j->i", "...i->i...",
+]  # fmt: skip
+
+
+@st.composite
+def einsum_case(draw):
+    spec = draw(st.sampled_from(EINSUM_SPECS))
+    sizes = {c: draw(st.integers(1, 3)) for c in set(spec) if c.isalpha()}
+    batch = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    ins = spec.split("->")[0].split(",")
+    def shape(sub):
+        return sum((batch if c == "." else (sizes[c],) for c in sub.replace("...", ".")), ())
+
+    xs = tuple(draw(arrays(shape(sub))) for sub in ins)
+    return xs, {"subscripts": spec}
 
 
 GRAD_CASES: dict[str, Case] = {
@@ -591,6 +928,122 @@ GRAD_CASES: dict[str, Case] = {
         lambda a, b: a.fmin(b),
         plain(broadcastable_pair().filter(lambda p: np.all(np.abs(p[0] - p[1]) > 1e-3))),
         lambda a, b: torch.fmin(a, b),
+    ),
+    # --- movement (tinygrad_np/movement.py) ---
+    "flip": Case(lambda a, axis: a.flip(axis), flip_case(), _t_flip),
+    "roll": Case(
+        lambda a, shift, axis: a.roll(shift, axis),
+        roll_case(),
+        lambda a, shift, axis: torch.roll(a, shift, axis),
+    ),
+    "swapaxes": Case(
+        lambda a, axis1, axis2: a.swapaxes(axis1, axis2),
+        two_axes_case(),
+        lambda a, axis1, axis2: torch.swapaxes(a, axis1, axis2),
+    ),
+    "moveaxis": Case(
+        lambda a, source, destination: a.moveaxis(source, destination),
+        moveaxis_case(),
+        lambda a, source, destination: torch.moveaxis(a, source, destination),
+    ),
+    "permute": Case(
+        lambda a, axes: a.permute(*axes), transpose_case(), lambda a, axes: a.permute(axes)
+    ),
+    "view": Case(lambda a, shape: a.view(shape), reshape_case(), lambda a, shape: a.view(shape)),
+    "tile": Case(
+        lambda a, reps: a.tile(reps),
+        tile_case(),
+        lambda a, reps: torch.tile(a, reps if isinstance(reps, tuple) else (reps,)),
+    ),
+    "repeat": Case(
+        lambda a, repeats, axis: a.repeat(repeats, axis), repeat_case(), _t_repeat
+    ),
+    "split": Case(
+        lambda a, sections, axis: _rejoined(a.split(sections, axis), axis),
+        split_case(equal=True),
+        _t_split,
+    ),
+    "array_split": Case(
+        lambda a, sections, axis: _rejoined(a.array_split(sections, axis), axis),
+        split_case(equal=False),
+        _t_split,
+    ),
+    "chunk": Case(
+        lambda a, chunks, dim: _rejoined(a.chunk(chunks, dim), dim),
+        chunk_case(),
+        lambda a, chunks, dim: torch.cat(
+            [p * float(i + 1) for i, p in enumerate(a.chunk(chunks, dim))], dim
+        ),
+    ),
+    "tril": Case(lambda a, k: a.tril(k), triangle_case(), _t_triangle("tril")),
+    "triu": Case(lambda a, k: a.triu(k), triangle_case(), _t_triangle("triu")),
+    "diagonal": Case(
+        lambda a, offset, axis1, axis2: a.diagonal(offset, axis1, axis2),
+        diagonal_case(),
+        lambda a, offset, axis1, axis2: torch.diagonal(a, offset, axis1, axis2),
+    ),
+    "diag": Case(lambda a, k: a.diag(k), diag_case(), lambda a, k: torch.diag(a, k)),
+    "take_along_axis": Case(
+        lambda a, indices, axis: a.take_along_axis(indices, axis),
+        take_along_axis_case(),
+        lambda a, indices, axis: torch.take_along_dim(a, torch.from_numpy(indices), axis),
+    ),
+    "gather": Case(
+        lambda a, dim, index: a.gather(dim, index),
+        gather_case(),
+        lambda a, dim, index: torch.gather(a, dim, torch.from_numpy(index)),
+    ),
+    "pad": Case(lambda a, **kw: a.pad(**kw), pad_case(), _t_pad),
+    "vstack": Case(lambda *xs: tg.vstack(xs), joined_case(), lambda *xs: torch.vstack(xs)),
+    "hstack": Case(lambda *xs: tg.hstack(xs), joined_case(), lambda *xs: torch.hstack(xs)),
+    "dstack": Case(lambda *xs: tg.dstack(xs), joined_case(), lambda *xs: torch.dstack(xs)),
+    "column_stack": Case(
+        lambda *xs: tg.column_stack(xs), joined_case(), lambda *xs: torch.column_stack(xs)
+    ),
+    "atleast_3d": Case(
+        lambda a: tg.atleast_3d(a) * 2.0, one(arrays()), lambda a: torch.atleast_3d(a) * 2.0
+    ),
+    "cat": Case(
+        lambda *xs, axis: tg.cat(xs, dim=axis), concat_case(), lambda *xs, axis: torch.cat(xs, axis)
+    ),
+    # --- reductions and scans (tinygrad_np/reductions.py; Cumsum is a rule) ---
+    "Cumsum": Case(lambda a, axis: a.cumsum(axis), scan_case(), _t_scan("cumsum")),
+    "cumprod": Case(lambda a, axis: a.cumprod(axis), scan_case(WITH_ZEROS), _t_scan("cumprod")),
+    "prod": Case(lambda a, axis, keepdims: a.prod(axis, keepdims), prod_case(), _t_prod),
+    "diff": Case(
+        lambda a, n, axis: a.diff(n, axis), diff_case(), lambda a, n, axis: torch.diff(a, n, axis)
+    ),
+    "trace": Case(
+        lambda a, offset, axis1, axis2: a.trace(offset, axis1, axis2),
+        diagonal_case(),
+        lambda a, offset, axis1, axis2: torch.diagonal(a, offset, axis1, axis2).sum(-1),
+    ),
+    "sort": Case(lambda a, axis, descending: a.sort(axis, descending), sort_case(), _t_sort),
+    "norm": Case(
+        lambda a, ord, axis, keepdims: a.norm(ord, axis, keepdims), norm_case(), _t_norm
+    ),
+    # --- linear algebra (tinygrad_np/linalg.py) ---
+    "tensordot": Case(
+        lambda a, b, axes: tg.tensordot(a, b, axes),
+        tensordot_case(),
+        lambda a, b, axes: torch.tensordot(a, b, dims=axes),
+    ),
+    "dot": Case(lambda a, b: tg.dot(a, b), dot_case("dot"), _t_dot),
+    "inner": Case(lambda a, b: a.inner(b), dot_case("inner"), _t_inner),
+    "outer": Case(
+        lambda a, b: tg.outer(a, b),
+        plain(st.tuples(arrays(), arrays())),
+        lambda a, b: torch.outer(a.reshape(-1), b.reshape(-1)),
+    ),
+    "kron": Case(
+        lambda a, b: a.kron(b),
+        plain(st.tuples(arrays(shapes(max_dims=2)), arrays(shapes(max_dims=3)))),
+        lambda a, b: torch.kron(a, b),
+    ),
+    "einsum": Case(
+        lambda *xs, subscripts: tg.einsum(subscripts, *xs),
+        einsum_case(),
+        lambda *xs, subscripts: torch.einsum(subscripts, *xs),
     ),
 }
 

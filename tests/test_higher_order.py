@@ -120,10 +120,37 @@ def _torch_bce_from_logs(p, target, reduction):
     return {"none": loss, "sum": loss.sum(), "mean": loss.mean()}[reduction]
 
 
+def _torch_cumprod_by_products(a, axis):
+    x = a.reshape(-1) if axis is None else a.movedim(axis, 0)
+    outs = [x[0]]
+    for row in x[1:]:
+        outs.append(outs[-1] * row)
+    out = torch.stack(outs) if outs else x
+    return out if axis is None else out.movedim(0, axis)
+
+
+def _torch_prod_by_products(a, axis, keepdims):
+    dims = range(a.ndim) if axis is None else [axis] if isinstance(axis, int) else axis
+    dims = sorted({d % a.ndim for d in dims}) if a.ndim else []
+    rest = [d for d in range(a.ndim) if d not in dims]
+    x = a.permute(rest + dims).reshape([a.shape[d] for d in rest] + [-1])
+    out = torch.ones_like(x[..., 0])
+    for i in range(x.shape[-1]):
+        out = out * x[..., i]
+    kept = [1 if d in dims else n for d, n in enumerate(a.shape)]
+    return out.reshape(kept) if keepdims else out
+
+
 # torch.nn.functional.binary_cross_entropy's double backward divides by p (1 - p) + 1e-12, which
 # is 1e-10 off the exact value at p = 0.02 (test_bce_second_derivative_is_exact shows ours is
-# exact); its composition from logs is exact, and serves as the oracle instead
-TORCH_SECOND_ORDER = {"binary_cross_entropy": _torch_bce_from_logs}
+# exact); its composition from logs is exact, and serves as the oracle instead. torch's cumprod
+# and prod double backwards divide by the input (2e-308 gives 1e290 where the exact value is
+# -0.27); their compositions from products are exact
+TORCH_SECOND_ORDER = {
+    "binary_cross_entropy": _torch_bce_from_logs,
+    "cumprod": _torch_cumprod_by_products,
+    "prod": _torch_prod_by_products,
+}
 
 
 def second_derivatives(case, arrays, kwargs, lib, torch_fn=None):

@@ -20,7 +20,31 @@ from .gradcheck import GradcheckError, gradcheck, gradgradcheck, numerical_grads
 from .io.checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore, save_checkpoint
 from .custom import Op, Rule
 from .ops import HigherOrderError
-from .tensor import Tensor, apply, concatenate, ones, randn, stack, uniform, where, zeros
+from .tensor import (
+    Tensor,
+    apply,
+    atleast_1d,
+    atleast_2d,
+    atleast_3d,
+    cat,
+    column_stack,
+    concatenate,
+    dot,
+    dstack,
+    einsum,
+    hstack,
+    inner,
+    kron,
+    ones,
+    outer,
+    randn,
+    stack,
+    tensordot,
+    uniform,
+    vstack,
+    where,
+    zeros,
+)
 from .jit import jit  # noqa: E402 - after tensor: the decorator replaces the module's name here
 
 __version__ = "0.1.0"
@@ -38,6 +62,20 @@ __all__ = [
     "zeros_like",
     "AnomalyError",
     "apply",
+    "atleast_1d",
+    "atleast_2d",
+    "atleast_3d",
+    "cat",
+    "column_stack",
+    "dot",
+    "dstack",
+    "einsum",
+    "hstack",
+    "inner",
+    "kron",
+    "outer",
+    "tensordot",
+    "vstack",
     "autograd",
     "grad",
     "hessian",

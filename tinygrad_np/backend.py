@@ -33,6 +33,14 @@ expand_dims = np.expand_dims
 sum_to = unbroadcast  # the adjoint of broadcast_to: Expand's vjp (and batched matmul's)
 
 
+def cumsum(x: np.ndarray, axis: int) -> np.ndarray:
+    return np.cumsum(x, axis=axis)
+
+
+def flip(x: np.ndarray, axis: int) -> np.ndarray:
+    return np.flip(x, axis)
+
+
 def value(x: np.ndarray) -> np.ndarray:
     """The ndarray behind x (here x itself): what detect_anomaly() checks."""
     return x

@@ -95,6 +95,14 @@ def sum_to(g: Tensor, shape) -> Tensor:
     return g.sum(tuple(range(lead)) + stretched, keepdims=True).reshape(shape)
 
 
+def cumsum(x: Tensor, axis: int) -> Tensor:
+    return apply(ops.Cumsum, x, axis=axis)
+
+
+def flip(x: Tensor, axis: int) -> Tensor:
+    return x.flip(axis)
+
+
 def astype(x: Tensor, dtype) -> Tensor:
     return x.astype(dtype)
 

@@ -102,10 +102,46 @@ FUNCTIONS = {
     np.broadcast_to: lambda a, shape: a.broadcast_to(shape),
     np.clip: lambda a, a_min=None, a_max=None: a.clip(a_min, a_max),
     np.round: lambda a, decimals=0: _rounded(a, decimals),
+    np.flip: lambda m, axis=None: m.flip(axis),
+    np.roll: lambda a, shift, axis=None: a.roll(shift, axis),
+    np.tile: lambda A, reps: A.tile(reps),
+    np.repeat: lambda a, repeats, axis=None: a.repeat(repeats, axis),
+    np.pad: lambda array, pad_width, mode="constant", **kw: array.pad(pad_width, mode, **kw),
+    np.swapaxes: lambda a, axis1, axis2: a.swapaxes(axis1, axis2),
+    np.moveaxis: lambda a, source, destination: a.moveaxis(source, destination),
+    np.split: lambda ary, indices_or_sections, axis=0: ary.split(indices_or_sections, axis),
+    np.array_split: lambda ary, indices_or_sections, axis=0: ary.array_split(
+        indices_or_sections, axis
+    ),
+    np.tril: lambda m, k=0: m.tril(k),
+    np.triu: lambda m, k=0: m.triu(k),
+    np.diagonal: lambda a, offset=0, axis1=0, axis2=1: a.diagonal(offset, axis1, axis2),
+    np.diag: lambda v, k=0: v.diag(k),
+    np.take_along_axis: lambda arr, indices, axis=-1: arr.take_along_axis(indices, axis),
+    np.prod: _reduction("prod"),
+    np.any: _reduction("any"),
+    np.all: _reduction("all"),
+    np.cumsum: lambda a, axis=None, dtype=None: _no_dtype("cumsum", dtype, a).cumsum(axis),
+    np.cumprod: lambda a, axis=None, dtype=None: _no_dtype("cumprod", dtype, a).cumprod(axis),
+    np.diff: lambda a, n=1, axis=-1, **kw: a.diff(n, axis, **kw),
+    np.trace: lambda a, offset=0, axis1=0, axis2=1: a.trace(offset, axis1, axis2),
+    np.argmax: lambda a, axis=None, keepdims=False: a.argmax(axis, keepdims),
+    np.argmin: lambda a, axis=None, keepdims=False: a.argmin(axis, keepdims),
+    np.sort: lambda a, axis=-1, kind=None, order=None, stable=None: a.sort(axis),
+    np.argsort: lambda a, axis=-1, kind=None, order=None, stable=None: a.argsort(axis),
+    np.linalg.norm: lambda x, ord=None, axis=None, keepdims=False: x.norm(ord, axis, keepdims),
     np.shape: lambda a: a.shape,
     np.ndim: lambda a: a.ndim,
     np.size: lambda a: a.size,
 }
+
+
+def _no_dtype(name: str, dtype, a):
+    if dtype is not None:
+        raise TypeError(
+            f"numpy.{name} on a Tensor: dtype is not supported; cast with .astype() first"
+        )
+    return a
 
 
 def _rounded(a, decimals):

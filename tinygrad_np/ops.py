@@ -635,3 +635,19 @@ class CrossEntropy(Rule):
 
     def vjp(self, xp, g, out, x):
         return (xp.cross_entropy_grad(g, x, self.labels, self.rows, self.probs),)
+
+
+# --- scans ---
+
+
+class Cumsum(Rule):
+    """out = cumsum(x, axis) (axis an int);  dx = flip(cumsum(flip(g, axis), axis), axis), the
+    sums of g from each position to the end"""
+
+    def forward(self, xp, x, *, axis):
+        self.axis = normalize_axis(axis, x.ndim, "cumsum")[0]
+        return xp.cumsum(x, self.axis)
+
+    def vjp(self, xp, g, out, x):
+        a = self.axis
+        return (xp.flip(xp.cumsum(xp.flip(g, a), a), a),)

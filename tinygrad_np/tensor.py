@@ -12,6 +12,9 @@ import numpy as np
 from . import backend, numpy_api, ops
 from .composites import Composites
 from .elementwise import Elementwise
+from .movement import Movement, atleast
+from .reductions import Reductions
+from .linalg import LinearAlgebra, einsum as _einsum
 from ._shapes import broadcast_shape, normalize_axis
 from .engine import (
     ANOMALY,
@@ -38,7 +41,7 @@ def _shape_arg(shape) -> tuple[int, ...]:
     return tuple(int(n) for n in shape)
 
 
-class Tensor(Composites, Elementwise):
+class Tensor(Composites, Elementwise, Movement, Reductions, LinearAlgebra):
     """An ndarray that records the operations that made it, for reverse-mode autodiff."""
 
     __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "__weakref__")
@@ -789,6 +792,119 @@ def stack(tensors, axis: int = 0) -> Tensor:
     return concatenate([t.unsqueeze(axis) for t in tensors], axis=axis)
 
 
+def _concatenate_as(name: str, tensors, axis: int) -> Tensor:
+    """concatenate, its errors naming the function the user called."""
+    try:
+        return concatenate(tensors, axis)
+    except ValueError as e:  # AxisError included
+        raise type(e)(str(e).replace("concatenate:", f"{name}:", 1)) from None
+
+
+def cat(tensors, axis: int = 0, *, dim=None) -> Tensor:
+    """PyTorch's name for concatenate (dim= accepted)."""
+    return _concatenate_as("cat", tensors, axis if dim is None else dim)
+
+
+def _atleast(ndim: int, arys):
+    out = [atleast(Tensor._lift(t), ndim) for t in arys]
+    return out[0] if len(out) == 1 else out
+
+
+def atleast_1d(*arys):
+    """Each input with at least 1 dimension (a 0-d one becomes (1,)); a list for several inputs."""
+    return _atleast(1, arys)
+
+
+def atleast_2d(*arys):
+    """At least 2 dimensions: (n,) becomes (1, n), as np.atleast_2d."""
+    return _atleast(2, arys)
+
+
+def atleast_3d(*arys):
+    """At least 3 dimensions: (n,) becomes (1, n, 1), (m, n) becomes (m, n, 1) (np.atleast_3d)."""
+    return _atleast(3, arys)
+
+
+def _lifted(name: str, tensors) -> list[Tensor]:
+    """The inputs as Tensors, arrays and numbers taking the first Tensor's dtype."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError(f"{name}: needs at least one tensor")
+    ref = next((t for t in tensors if isinstance(t, Tensor)), None)
+    return [Tensor._lift(t, None if ref is None else ref.dtype) for t in tensors]
+
+
+def _joined(name: str, tensors, ndim: int) -> list[Tensor]:
+    return [atleast(t, ndim) for t in _lifted(name, tensors)]
+
+
+def vstack(tensors) -> Tensor:
+    """Join along the first axis, 1-D inputs as rows (np.vstack; PyTorch's vstack)."""
+    return _concatenate_as("vstack", _joined("vstack", tensors, 2), 0)
+
+
+def hstack(tensors) -> Tensor:
+    """Join along the second axis, or the first for 1-D inputs (np.hstack)."""
+    tensors = _joined("hstack", tensors, 1)
+    return _concatenate_as("hstack", tensors, 0 if tensors[0].ndim == 1 else 1)
+
+
+def dstack(tensors) -> Tensor:
+    """Join along the third axis, inputs made 3-D as np.atleast_3d makes them (np.dstack)."""
+    return _concatenate_as("dstack", _joined("dstack", tensors, 3), 2)
+
+
+def column_stack(tensors) -> Tensor:
+    """1-D inputs as columns, 2-D ones as they are, joined along axis 1 (np.column_stack)."""
+    cols = [t.reshape(-1, 1) if t.ndim < 2 else t for t in _lifted("column_stack", tensors)]
+    return _concatenate_as("column_stack", cols, 1)
+
+
+def _first(a, b) -> Tensor:
+    """a as a Tensor, taking b's dtype when a is a constant and b a float Tensor."""
+    if isinstance(a, Tensor):
+        return a
+    like = b.dtype if isinstance(b, Tensor) and _is_float(b.dtype) else None
+    return Tensor._lift(a, like)
+
+
+def tensordot(a, b, axes=2) -> Tensor:
+    """np.tensordot: sums of products over axes (an int N, or a pair of axis lists)."""
+    return _first(a, b).tensordot(b, axes)
+
+
+def dot(a, b) -> Tensor:
+    """np.dot."""
+    return _first(a, b).dot(b)
+
+
+def inner(a, b) -> Tensor:
+    """np.inner: sums of products over the last axes."""
+    return _first(a, b).inner(b)
+
+
+def outer(a, b) -> Tensor:
+    """np.outer of the flattened operands."""
+    return _first(a, b).outer(b)
+
+
+def kron(a, b) -> Tensor:
+    """np.kron: the Kronecker product."""
+    return _first(a, b).kron(b)
+
+
+def einsum(subscripts: str, *operands) -> Tensor:
+    """np.einsum in explicit mode ('ij,jk->ik', '...ij,...jk->...ik'), one or two operands."""
+    ref = next((t for t in operands if isinstance(t, Tensor) and _is_float(t.dtype)), None)
+    lifted = [Tensor._lift(t, None if ref is None else ref.dtype) for t in operands]
+    if len({t.dtype for t in lifted}) > 1 and all(_is_float(t.dtype) for t in lifted):
+        raise TypeError(
+            f"einsum: dtypes {' and '.join(str(t.dtype) for t in lifted)} differ; cast one with "
+            f".astype()"
+        )
+    return _einsum(subscripts, *lifted)
+
+
 def zeros(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
     return Tensor.zeros(*shape, dtype=dtype, requires_grad=requires_grad)
 
@@ -812,4 +928,23 @@ _FUNCTIONS = {
     np.where: where,
     np.concatenate: lambda arrays, axis=0: concatenate(arrays, axis),
     np.stack: lambda arrays, axis=0: stack(arrays, axis),
+    np.vstack: lambda tup: vstack(tup),
+    np.hstack: lambda tup: hstack(tup),
+    np.dstack: lambda tup: dstack(tup),
+    np.column_stack: lambda tup: column_stack(tup),
+    np.atleast_1d: atleast_1d,
+    np.atleast_2d: atleast_2d,
+    np.atleast_3d: atleast_3d,
+    np.tensordot: tensordot,
+    np.dot: dot,
+    np.inner: inner,
+    np.outer: lambda a, b: outer(a, b),
+    np.kron: kron,
+    np.einsum: lambda subscripts, *operands, **kw: _einsum_call(subscripts, operands, kw),
 }
+
+
+def _einsum_call(subscripts, operands, kwargs) -> Tensor:
+    if kwargs:
+        raise TypeError(f"numpy.einsum on a Tensor: {', '.join(sorted(kwargs))} is not supported")
+    return einsum(subscripts, *operands)
