@@ -725,6 +725,19 @@ GRAD_CASES: dict[str, Case] = {
     "sqrt": Case(lambda a: a.sqrt(), one(POSITIVE), lambda a: a.sqrt()),
     "abs": Case(lambda a: a.abs(), one(arrays(away_from=(0.0,))), lambda a: a.abs()),
     "clip": Case(lambda a, low, high: a.clip(low, high), clip_case(), _t_clip),
+    "clip_tensor_bounds": Case(
+        lambda a, low, high: a.clip(low, high),
+        plain(
+            broadcastable_arrays(3).filter(
+                lambda p: np.all(np.abs(p[0] - p[1]) > 1e-3)
+                and np.all(np.abs(p[0] - p[2]) > 1e-3)
+                and np.all(p[1] < p[2] - 1e-2)  # lo and hi apart: the derivative jumps at lo = hi
+            )
+        ),
+        # torch.clamp refuses bounds that broadcast the input to a larger shape (np.clip allows
+        # them); away from ties, maximum-then-minimum is the same function
+        lambda a, low, high: torch.minimum(torch.maximum(a, low), high),
+    ),
     "minimum": Case(
         lambda a, b: a.minimum(b),
         plain(broadcastable_pair().filter(lambda p: np.all(np.abs(p[0] - p[1]) > 1e-3))),

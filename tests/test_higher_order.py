@@ -28,6 +28,7 @@ THIRD = settings(max_examples=10)
 ELEMENTWISE = [
     "Neg", "Exp", "Log", "ReLU", "Tanh", "Sigmoid", "Cast", "Add", "Mul", "Div", "Pow", "Maximum",
     "Where", "sub", "rdiv_const", "pow_const", "rpow_const", "sqrt", "abs", "clip", "minimum",
+    "clip_tensor_bounds",
     "leaky_relu", "gelu", "softplus", "silu", "mish", "elu", "celu", "selu", "hardtanh", "relu6",
     "hardsigmoid", "hardswish", "softsign", "square", "reciprocal", "rsqrt", "exp2", "log2",
     "log10", "logaddexp", "Sin", "Cos", "Arcsin", "Arctan", "Arcsinh", "Arccosh", "Arctanh",

@@ -268,3 +268,16 @@ ERRORS = [
 def test_errors_name_the_op_and_the_fix(call, error, message):
     with pytest.raises(error, match=message):
         call(Tensor(X))
+
+
+def test_concatenate_and_stack_give_constants_the_tensors_dtype_and_refuse_mixed_floats():
+    a = Tensor(np.ones(2, np.float32), requires_grad=True)
+    for join in (tg.concatenate, tg.stack):
+        assert join([a, np.zeros(2)]).dtype == np.float32  # a float64 constant follows the tensor
+        assert join([Tensor(np.arange(2)), a]).dtype == np.float32  # int tensors take the float
+        with pytest.raises(TypeError, match=rf"{join.__name__}: dtypes float32 and float64 differ"):
+            join([a, Tensor(np.zeros(2), dtype=np.float64)])
+    out = tg.concatenate([a, np.zeros(2)])
+    out.sum().backward()
+    assert a.grad.dtype == np.float32 and a.grad.tolist() == [1.0, 1.0]
+    assert tg.concatenate([np.arange(2), np.arange(3)]).dtype == np.int64

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from cases import GRAD_CASES
@@ -33,6 +33,8 @@ def run_both(case, arrays, kwargs, cot_seed=0):
 
 
 @pytest.mark.parametrize("name", TORCH_CASES)
+# the oracle confirms the same values the gradcheck table (200 draws in CI) checks: fewer draws
+@settings(max_examples=80)
 @given(data=st.data())
 def test_matches_torch(name, data):
     case = GRAD_CASES[name]

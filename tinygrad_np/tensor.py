@@ -538,12 +538,12 @@ class Tensor(Composites, Elementwise, Movement, Reductions, LinearAlgebra):
 
     def clip(self, low=None, high=None) -> Tensor:
         """Values limited to [low, high]; the gradient passes where low <= x <= high (as torch.clamp)."""
-        inside = np.ones(self.shape, bool)
-        if low is not None:
-            inside &= self.data >= low
-        if high is not None:
-            inside &= self.data <= high
-        return where(inside, self, np.clip(self.data, low, high))
+        out = self
+        if low is not None:  # maximum(x, low), ties to x: where(x < low, low, x)
+            out = where(out < low, low, out)
+        if high is not None:  # then minimum(., high), as np.clip (high wins when low > high)
+            out = where(out > high, high, out)
+        return out
 
     # --- reductions ---
 
@@ -748,11 +748,20 @@ def _unify(a: Tensor, b: Tensor, name: str) -> tuple[Tensor, Tensor]:
     return a, b
 
 
+def _plain(v):
+    """A nested list with its Tensors replaced by their arrays."""
+    if isinstance(v, Tensor):
+        return v.data
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
 def _index_part(i):
     if isinstance(i, Tensor):
         i = i.data
-    elif isinstance(i, list):
-        i = np.asarray(i)
+    elif isinstance(i, list):  # nested lists may hold Tensors: numpy index arrays
+        i = np.asarray(_plain(i))
     if isinstance(i, np.ndarray) and i.dtype.kind == "f":
         raise IndexError(
             f"index arrays must be integer or bool, got {i.dtype}; use .astype(np.int64)"
@@ -777,15 +786,28 @@ def where(cond, x, y) -> Tensor:
     return Tensor._apply(ops.Where, x._grow(shape), y._grow(shape), cond=cond)
 
 
+def _one_dtype(tensors, name: str) -> list[Tensor]:
+    """The operands of a join in one dtype: constants take the first float tensor's; float
+    tensors must agree (no silent upcasts); bool/int tensors take the float dtype."""
+    tensors = list(tensors)
+    ref = next((t for t in tensors if isinstance(t, Tensor) and _is_float(t.dtype)), None)
+    if ref is None:
+        return [Tensor._lift(t) for t in tensors]
+    out = []
+    for t in tensors:
+        t = Tensor._lift(t, ref.dtype)
+        out.append(_unify(ref, t, name)[1])
+    return out
+
+
 def concatenate(tensors, axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
-    tensors = [Tensor._lift(t) for t in tensors]
-    return Tensor._apply(ops.Concatenate, *tensors, axis=axis)
+    return Tensor._apply(ops.Concatenate, *_one_dtype(tensors, "concatenate"), axis=axis)
 
 
 def stack(tensors, axis: int = 0) -> Tensor:
     """Join tensors along a new axis."""
-    tensors = [Tensor._lift(t) for t in tensors]
+    tensors = _one_dtype(tensors, "stack")
     if not tensors:
         raise ValueError("stack: needs at least one tensor")
     normalize_axis(axis, tensors[0].ndim + 1, "stack")  # the error names stack, not unsqueeze
