@@ -53,3 +53,24 @@ def broadcast_shape(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
             f"{op}: shapes {listed} do not broadcast; trailing dimensions must be equal or 1 "
             f"(reshape or unsqueeze one operand)"
         ) from None
+
+
+def axis_arg(axis, dim, default=None):
+    """numpy's axis= or PyTorch's dim= (one of them)."""
+    if dim is not None:
+        if axis is not None and axis != default:
+            raise TypeError("give axis= or dim=, not both")
+        return dim
+    return axis
+
+
+def one_axis(axis, ndim: int, op: str) -> int:
+    """One int axis, normalised (numpy's AxisError when out of range; a TypeError otherwise)."""
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+    return normalize_axis(int(axis), ndim, op)[0]
+
+
+def axis_list(axes) -> list:
+    """An int or a sequence of them, as a list (moveaxis's source, tensordot's axes)."""
+    return [axes] if isinstance(axes, (int, np.integer)) else list(axes)

@@ -12,7 +12,7 @@ import string
 
 import numpy as np
 
-from .movement import _one_axis
+from ._shapes import axis_list, one_axis
 
 
 class LinearAlgebra:
@@ -48,15 +48,14 @@ class LinearAlgebra:
                     f"tensordot: axes must be an int or a pair (self's axes, other's axes), "
                     f"got {axes!r}"
                 ) from None
-            xa = [xa] if isinstance(xa, (int, np.integer)) else list(xa)
-            xb = [xb] if isinstance(xb, (int, np.integer)) else list(xb)
+            xa, xb = axis_list(xa), axis_list(xb)
             if len(xa) != len(xb):
                 raise ValueError(
                     f"tensordot: {len(xa)} axes of the first operand but {len(xb)} of the second; "
                     f"give as many of each"
                 )
-            xa = [_one_axis(a, self.ndim, "tensordot") for a in xa]
-            xb = [_one_axis(b, other.ndim, "tensordot") for b in xb]
+            xa = [one_axis(a, self.ndim, "tensordot") for a in xa]
+            xb = [one_axis(b, other.ndim, "tensordot") for b in xb]
         for a, b in zip(xa, xb):
             if self.shape[a] != other.shape[b]:
                 raise ValueError(

@@ -11,22 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
-from ._shapes import normalize_axis
-
-
-def _axis_arg(axis, dim, default=None):
-    """numpy's axis= or PyTorch's dim= (one of them)."""
-    if dim is not None:
-        if axis is not None and axis != default:
-            raise TypeError("give axis= or dim=, not both")
-        return dim
-    return axis
-
-
-def _one_axis(axis, ndim: int, op: str) -> int:
-    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
-        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
-    return normalize_axis(int(axis), ndim, op)[0]
+from ._shapes import axis_arg, axis_list, normalize_axis, one_axis
 
 
 def _along(axis: int, ndim: int, index) -> tuple:
@@ -58,8 +43,8 @@ class Movement:
 
     def swapaxes(self, axis1: int, axis2: int):
         """Exchange two axes, as np.swapaxes (PyTorch: swapaxes, also spelled swapdims)."""
-        a = _one_axis(axis1, self.ndim, "swapaxes")
-        b = _one_axis(axis2, self.ndim, "swapaxes")
+        a = one_axis(axis1, self.ndim, "swapaxes")
+        b = one_axis(axis2, self.ndim, "swapaxes")
         axes = list(range(self.ndim))
         axes[a], axes[b] = axes[b], axes[a]
         return self.transpose(axes)
@@ -68,15 +53,14 @@ class Movement:
 
     def moveaxis(self, source, destination):
         """Move axes to new positions, the others keeping their order, as np.moveaxis."""
-        src = [source] if isinstance(source, (int, np.integer)) else list(source)
-        dst = [destination] if isinstance(destination, (int, np.integer)) else list(destination)
+        src, dst = axis_list(source), axis_list(destination)
         if len(src) != len(dst):
             raise ValueError(
                 f"moveaxis: source {source!r} and destination {destination!r} name "
                 f"{len(src)} and {len(dst)} axes; give as many of each"
             )
-        src = [_one_axis(a, self.ndim, "moveaxis") for a in src]
-        dst = [_one_axis(a, self.ndim, "moveaxis") for a in dst]
+        src = [one_axis(a, self.ndim, "moveaxis") for a in src]
+        dst = [one_axis(a, self.ndim, "moveaxis") for a in dst]
         if len(set(src)) != len(src) or len(set(dst)) != len(dst):
             raise ValueError(f"moveaxis: repeated axis in {source!r} or {destination!r}")
         order = [a for a in range(self.ndim) if a not in src]
@@ -90,7 +74,7 @@ class Movement:
 
     def flip(self, axis=None, *, dims=None):
         """Reverse the order of elements along axis (all axes when None), as np.flip."""
-        axes = normalize_axis(_axis_arg(axis, dims), self.ndim, "flip")
+        axes = normalize_axis(axis_arg(axis, dims), self.ndim, "flip")
         if not axes:
             return self.reshape(self.shape)  # a 0-d tensor: a new node of the same value
         rev = slice(None, None, -1)
@@ -99,7 +83,7 @@ class Movement:
     def roll(self, shift, axis=None, *, dims=None):
         """Elements shifted by shift along axis, those past the end coming round to the start
         (axis None: over the flattened tensor, then reshaped), as np.roll."""
-        axis = _axis_arg(axis, dims)
+        axis = axis_arg(axis, dims)
         if axis is None:
             if not isinstance(shift, (int, np.integer)):
                 raise TypeError(f"roll: with axis=None, shift must be an int, got {shift!r}")
@@ -115,7 +99,7 @@ class Movement:
             )
         total = {}
         for s, a in zip(np.atleast_1d(shifts), np.atleast_1d(axes)):
-            a = _one_axis(a, self.ndim, "roll")
+            a = one_axis(a, self.ndim, "roll")
             total[a] = total.get(a, 0) + int(s)
         out = self
         for a, s in total.items():
@@ -141,9 +125,9 @@ class Movement:
         """Each element repeated (repeats: an int, or one count per element along axis) along
         axis, the tensor flattened first when axis is None: np.repeat (PyTorch's
         repeat_interleave; PyTorch's repeat, which tiles, is tile here)."""
-        axis = _axis_arg(axis, dim)
+        axis = axis_arg(axis, dim)
         x = self.reshape(-1) if axis is None else self
-        a = 0 if axis is None else _one_axis(axis, self.ndim, "repeat")
+        a = 0 if axis is None else one_axis(axis, self.ndim, "repeat")
         counts = np.asarray(getattr(repeats, "data", repeats))
         if counts.dtype.kind not in "iu" or counts.ndim > 1:
             raise TypeError(
@@ -171,7 +155,7 @@ class Movement:
     def split(self, indices_or_sections, axis: int = 0, *, dim=None):
         """A list of sub-tensors: an int N cuts axis into N equal parts (an error if it does not
         divide), a sequence gives the cut points, as np.split."""
-        return self._split(indices_or_sections, _axis_arg(axis, dim, 0), "split", equal=True)
+        return self._split(indices_or_sections, axis_arg(axis, dim, 0), "split", equal=True)
 
     def array_split(self, indices_or_sections, axis: int = 0):
         """As split, but N parts need not be equal: the first (n % N) get one element more."""
@@ -182,7 +166,7 @@ class Movement:
         (so there may be fewer than chunks parts)."""
         if self.ndim == 0:
             raise ValueError("chunk: a 0-d tensor has no axis to split; reshape it first")
-        a = _one_axis(dim, self.ndim, "chunk")
+        a = one_axis(dim, self.ndim, "chunk")
         if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
             raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
         n = self.shape[a]
@@ -192,7 +176,7 @@ class Movement:
     def _split(self, sections, axis, name: str, equal: bool):
         if self.ndim == 0:
             raise ValueError(f"{name}: a 0-d tensor has no axis to split; reshape it first")
-        a = _one_axis(axis, self.ndim, name)
+        a = one_axis(axis, self.ndim, name)
         n = self.shape[a]
         if isinstance(sections, (int, np.integer)):
             if sections <= 0:
@@ -234,13 +218,13 @@ class Movement:
     def diagonal(self, offset: int = 0, axis1: int = 0, axis2: int = 1, *, dim1=None, dim2=None):
         """The diagonal of the (axis1, axis2) planes at offset, as a last axis: np.diagonal
         (PyTorch's dim1=, dim2= accepted)."""
-        axis1, axis2 = _axis_arg(axis1, dim1, 0), _axis_arg(axis2, dim2, 1)
+        axis1, axis2 = axis_arg(axis1, dim1, 0), axis_arg(axis2, dim2, 1)
         if self.ndim < 2:
             raise ValueError(
                 f"diagonal: needs at least 2 dimensions, got shape {self.shape}; use diag to "
                 f"build a matrix from a vector"
             )
-        a, b = _one_axis(axis1, self.ndim, "diagonal"), _one_axis(axis2, self.ndim, "diagonal")
+        a, b = one_axis(axis1, self.ndim, "diagonal"), one_axis(axis2, self.ndim, "diagonal")
         if a == b:
             raise ValueError(
                 f"diagonal: axis1 and axis2 are both axis {a}; give two different axes"
@@ -286,7 +270,7 @@ class Movement:
                 f"take_along_axis: indices of shape {indices.shape} need as many dimensions as "
                 f"the tensor of shape {self.shape}"
             )
-        a = _one_axis(axis, self.ndim, "take_along_axis")
+        a = one_axis(axis, self.ndim, "take_along_axis")
         try:
             np.broadcast_shapes(
                 self.shape[:a] + (1,) + self.shape[a + 1 :],
@@ -303,7 +287,7 @@ class Movement:
         """PyTorch's gather: out[..., i, ...] = x[..., index[..., i, ...], ...] along dim, index no
         larger than x along the other dimensions (no broadcasting)."""
         index = _int_array(index, "gather")
-        a = _one_axis(dim, self.ndim, "gather")
+        a = one_axis(dim, self.ndim, "gather")
         if index.ndim != self.ndim or any(
             i > s for d, (i, s) in enumerate(zip(index.shape, self.shape)) if d != a
         ):

@@ -14,8 +14,7 @@ import math
 import numpy as np
 
 from . import ops
-from ._shapes import normalize_axis
-from .movement import _axis_arg, _one_axis
+from ._shapes import axis_arg, normalize_axis, one_axis
 
 
 def _keep(keepdims, keepdim):
@@ -30,7 +29,7 @@ class Reductions:
     def cumsum(self, axis=None, *, dim=None):
         """Running sums along axis (of the flattened tensor when None), as np.cumsum; integer and
         bool tensors give numpy's integer result."""
-        axis = _axis_arg(axis, dim)
+        axis = axis_arg(axis, dim)
         if axis is None:
             return self.reshape(-1).cumsum(0)
         if self.ndim == 0:
@@ -40,12 +39,12 @@ class Reductions:
     def cumprod(self, axis=None, *, dim=None):
         """Running products along axis (flattened when None), as np.cumprod: a doubling scan of
         pairwise products (log2(n) steps), exact where elements are zero."""
-        axis = _axis_arg(axis, dim)
+        axis = axis_arg(axis, dim)
         if axis is None:
             return self.reshape(-1).cumprod(0)
         if self.ndim == 0:
             raise ValueError("cumprod: a 0-d tensor has no axis; use axis=None")
-        a = _one_axis(axis, self.ndim, "cumprod")
+        a = one_axis(axis, self.ndim, "cumprod")
         if self.dtype.kind != "f":  # no gradient: numpy's values and integer dtype
             return self._wrap(np.cumprod(self.data, axis=a))
         n, out, step = self.shape[a], self, 1
@@ -64,7 +63,7 @@ class Reductions:
             raise ValueError(f"diff: order n={n} must be non-negative")
         if self.ndim == 0:
             raise ValueError("diff: needs at least 1 dimension, got a 0-d tensor")
-        a = _one_axis(axis, self.ndim, "diff")
+        a = one_axis(axis, self.ndim, "diff")
         x = self
         if prepend is not None or append is not None:
             edge = self.shape[:a] + (1,) + self.shape[a + 1 :]
@@ -93,7 +92,7 @@ class Reductions:
     def prod(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         """The product over axis, as np.prod: a tree of pairwise products, exact where elements are
         zero (the gradient of each element is the product of the others, with no division)."""
-        axes = normalize_axis(_axis_arg(axis, dim), self.ndim, "prod")
+        axes = normalize_axis(axis_arg(axis, dim), self.ndim, "prod")
         keepdims = _keep(keepdims, keepdim)
         if self.dtype.kind != "f":
             return self._wrap(np.prod(self.data, axis=axes, keepdims=keepdims))
@@ -122,25 +121,25 @@ class Reductions:
 
     def any(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         """Whether any element along axis is nonzero: a bool tensor with no gradient."""
-        axes = normalize_axis(_axis_arg(axis, dim), self.ndim, "any")
+        axes = normalize_axis(axis_arg(axis, dim), self.ndim, "any")
         return self._wrap(np.any(self.data, axis=axes, keepdims=_keep(keepdims, keepdim)))
 
     def all(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         """Whether every element along axis is nonzero: a bool tensor with no gradient."""
-        axes = normalize_axis(_axis_arg(axis, dim), self.ndim, "all")
+        axes = normalize_axis(axis_arg(axis, dim), self.ndim, "all")
         return self._wrap(np.all(self.data, axis=axes, keepdims=_keep(keepdims, keepdim)))
 
     def argmax(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         """The index of the largest element along axis (of the flattened tensor when None), the
         first one at ties, as np.argmax: an int64 tensor with no gradient."""
-        return self._arg(np.argmax, "argmax", _axis_arg(axis, dim), _keep(keepdims, keepdim))
+        return self._arg(np.argmax, "argmax", axis_arg(axis, dim), _keep(keepdims, keepdim))
 
     def argmin(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         """The index of the smallest element along axis, the first at ties, as np.argmin."""
-        return self._arg(np.argmin, "argmin", _axis_arg(axis, dim), _keep(keepdims, keepdim))
+        return self._arg(np.argmin, "argmin", axis_arg(axis, dim), _keep(keepdims, keepdim))
 
     def _arg(self, fn, name, axis, keepdims):
-        a = None if axis is None else _one_axis(axis, max(self.ndim, 1), name)
+        a = None if axis is None else one_axis(axis, max(self.ndim, 1), name)
         if self.size == 0 or (a is not None and self.shape[a] == 0):
             raise ValueError(f"{name}: a tensor of shape {self.shape} has no elements to compare")
         return self._wrap(np.asarray(fn(self.data, axis=a, keepdims=keepdims), np.int64))
@@ -150,11 +149,11 @@ class Reductions:
     def argsort(self, axis=-1, descending: bool = False, *, dim=None):
         """The indices that sort along axis (flattened when None): stable, so tied elements keep
         their order (also with descending=True, as torch's stable sort): int64, no gradient."""
-        axis = _axis_arg(axis, dim, -1)
+        axis = axis_arg(axis, dim, -1)
         data = self.data.reshape(-1) if axis is None else self.data
         if data.ndim == 0:
             raise ValueError("argsort: a 0-d tensor has no axis to sort along; use axis=None")
-        a = 0 if axis is None else _one_axis(axis, self.ndim, "argsort")
+        a = 0 if axis is None else one_axis(axis, self.ndim, "argsort")
         if not descending:
             return self._wrap(np.argsort(data, axis=a, kind="stable").astype(np.int64))
         # descending and stable: sort the reversed data ascending, reverse, map the indices back
@@ -165,7 +164,7 @@ class Reductions:
         """The values sorted along axis (flattened when None), as np.sort: take_along_axis of the
         stable argsort, so each output's gradient goes to the element it came from (tied elements
         in their original order)."""
-        axis = _axis_arg(axis, dim, -1)
+        axis = axis_arg(axis, dim, -1)
         x = self.reshape(-1) if axis is None else self
         if x.ndim == 0:
             raise ValueError("sort: a 0-d tensor has no axis to sort along; use axis=None")
@@ -180,7 +179,7 @@ class Reductions:
         2-norm of all elements (ord None) or the vector/matrix norm of a 1-D/2-D tensor. The
         gradient of a 2-norm or p-norm (p >= 1) of zeros is 0 (as PyTorch); 'nuc' and 2 as
         matrix norms need an SVD and are not supported."""
-        axis = _axis_arg(axis, dim)
+        axis = axis_arg(axis, dim)
         keepdims = _keep(keepdims, keepdim)
         if self.dtype.kind != "f":
             raise TypeError(f"norm: needs a floating tensor, got {self.dtype}; cast with .astype()")
@@ -196,14 +195,14 @@ class Reductions:
             axis = tuple(range(self.ndim))
         axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
         if len(axes) == 1:
-            a = _one_axis(axes[0], self.ndim, "norm")
+            a = one_axis(axes[0], self.ndim, "norm")
             if isinstance(ord, str):
                 raise ValueError(f"norm: ord={ord!r} is a matrix norm; give two axes")
             out = self._pnorm(2 if ord is None else ord, a)
             return out.unsqueeze(a) if keepdims else out
         if len(axes) != 2:
             raise ValueError(f"norm: axis {axis!r} must name one axis or two, not {len(axes)}")
-        r, c = (_one_axis(a, self.ndim, "norm") for a in axes)
+        r, c = (one_axis(a, self.ndim, "norm") for a in axes)
         if r == c:
             raise ValueError(f"norm: the two axes {axis!r} are the same axis")
         if ord in (None, "fro"):
