@@ -82,23 +82,9 @@ class TinygradStep:
             }
         )
         self.opt = optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
+        self.step = tg.jit(self._step) if self.jitted else self._step
 
-    def __call__(self, x, y):
-        loss = F.cross_entropy(self.model(Tensor(x)), y)
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-        return loss.item()
-
-
-class TinygradJitStep(TinygradStep):
-    """The same step under tinygrad_np.jit (captured on the first two calls, then replayed)."""
-
-    name = "tg jit"
-
-    def __init__(self, weights):
-        super().__init__(weights)
-        self.step = tg.jit(self._step)
+    jitted = False
 
     def _step(self, x, y):
         loss = F.cross_entropy(self.model(Tensor(x)), y)
@@ -109,6 +95,12 @@ class TinygradJitStep(TinygradStep):
 
     def __call__(self, x, y):
         return self.step(x, y).item()
+
+
+class TinygradJitStep(TinygradStep):
+    """The same step under tinygrad_np.jit (captured on the first two calls, then replayed)."""
+
+    name, jitted = "tg jit", True
 
 
 class PlainStep:

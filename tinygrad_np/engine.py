@@ -155,15 +155,7 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool) -> None:
         return
     while leaf_grads:
         leaf, g = leaf_grads.popitem()
-        if (
-            leaf.grad is None
-            and g.base is None
-            and sys.getrefcount(g) <= _SOLE_REFS
-            and g.flags.writeable
-        ):
-            leaf.grad = g  # nothing else refers to this array: adopt it, no copy
-        else:
-            _accumulate(leaf, g)
+        deliver(leaf, g)
 
 
 def walk(roots, grads, xp, retain_graph: bool, wanted=()) -> dict:
@@ -248,7 +240,7 @@ def vjp_kernel(op, g, out, *inputs):
 
 def deliver(leaf, g: np.ndarray) -> None:
     """Give leaf its gradient g: adopt g when nothing else refers to it, else add a copy
-    (replay's form of the end of run_backward; g is held by the caller and this frame only)."""
+    (the end of run_backward, and of a jit replay; g is held by the caller and this frame)."""
     if (
         leaf.grad is None
         and g.base is None

@@ -9,12 +9,12 @@ import math
 
 import numpy as np
 
-from . import backend, numpy_api, ops
+from . import backend, linalg, numpy_api, ops
 from .composites import Composites
 from .elementwise import Elementwise
 from .movement import Movement, atleast
 from .reductions import Reductions
-from .linalg import LinearAlgebra, einsum as _einsum
+from .linalg import LinearAlgebra
 from ._shapes import broadcast_shape, normalize_axis
 from .engine import (
     ANOMALY,
@@ -924,7 +924,7 @@ def einsum(subscripts: str, *operands) -> Tensor:
             f"einsum: dtypes {' and '.join(str(t.dtype) for t in lifted)} differ; cast one with "
             f".astype()"
         )
-    return _einsum(subscripts, *lifted)
+    return linalg.einsum(subscripts, *lifted)
 
 
 def zeros(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
