@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinygrad_np as tg
-from tinygrad_np import ops
+from tinygrad_np import ops, windows
 from tinygrad_np.nn import functional as F
 
 try:
@@ -1072,3 +1072,203 @@ def _count(case) -> int:
 def _t_axes(axis, ndim):
     """numpy's axis=None as torch's dim: every axis (torch's var(dim=None) does the same)."""
     return tuple(range(ndim)) if axis is None else axis
+
+
+# --- windows: convolution, pooling, batch norm (tinygrad_np/nn/convolution.py) ---
+
+
+@st.composite
+def conv_geometry(draw, same=True):
+    """kernel, stride, padding (an int, a pair, or 'same' at stride 1), dilation, and an input
+    height and width the dilated kernel fits in."""
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = draw(st.sampled_from([1, 2, (1, 2), (2, 1)]))
+    dilation = draw(st.sampled_from([1, 2, (2, 1)]))
+    pads = [0, 1, (0, 1), (2, 1)] + (["same"] if same and stride == 1 else [])
+    padding = draw(st.sampled_from(pads))
+    d, p = (dilation, dilation) if isinstance(dilation, int) else dilation, padding
+    p = (0, 0) if p == "same" else (p, p) if isinstance(p, int) else p
+    hw = [
+        draw(st.integers(max(1, dd * (k - 1) + 1 - 2 * pp), dd * (k - 1) + 4))
+        for k, dd, pp in zip(kernel, d, p)
+    ]
+    return kernel, stride, padding, dilation, hw
+
+
+@st.composite
+def conv2d_case(draw):
+    kernel, stride, padding, dilation, (h, w) = draw(conv_geometry())
+    groups = draw(st.sampled_from([1, 1, 2]))
+    n, cg, og = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    x = draw(arrays((n, cg * groups, h, w)))
+    weight = draw(arrays((og * groups, cg, *kernel)))
+    inputs = (x, weight) + ((draw(arrays((og * groups,))),) if draw(st.booleans()) else ())
+    return inputs, {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+
+
+def _conv(fn):
+    def run(x, weight, bias=None, **kwargs):
+        return fn(x, weight, bias, **kwargs)
+
+    return run
+
+
+@st.composite
+def conv1d_case(draw):
+    k, stride, dilation = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    padding = draw(st.sampled_from([0, 1, 2] + (["same"] if stride == 1 else [])))
+    p = 0 if padding == "same" else padding
+    length = draw(st.integers(max(1, dilation * (k - 1) + 1 - 2 * p), dilation * (k - 1) + 4))
+    groups, n, cg, og = draw(st.sampled_from([1, 2])), draw(st.integers(1, 2)), 2, 1
+    x, weight = draw(arrays((n, cg * groups, length))), draw(arrays((og * groups, cg, k)))
+    inputs = (x, weight) + ((draw(arrays((og * groups,))),) if draw(st.booleans()) else ())
+    return inputs, {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+
+
+def _geometry(stride, padding, dilation):
+    two = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
+    (ph, pw) = two(padding)
+    return two(stride), ((ph, ph), (pw, pw)), two(dilation)
+
+
+@st.composite
+def conv_adjoint_case(draw, which):
+    """The adjoint rules applied directly: (g, w) for the input gradient, (x, g) for the weight's."""
+    kernel, stride, padding, dilation, (h, w) = draw(conv_geometry(same=False))
+    groups = draw(st.sampled_from([1, 2]))
+    n, cg, og = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    x_shape, w_shape = (n, cg * groups, h, w), (og * groups, cg, *kernel)
+    geometry = _geometry(stride, padding, dilation)
+    g = draw(arrays((n, og * groups, *windows.output_hw(x_shape, kernel, geometry))))
+    attrs = {"geometry": geometry, "groups": groups}
+    if which == "input":
+        return (g, draw(arrays(w_shape))), {**attrs, "x_shape": x_shape}
+    return (draw(arrays(x_shape)), g), {**attrs, "w_shape": w_shape}
+
+
+def _t_conv_input(g, w, x_shape, geometry, groups):
+    stride, ((ph, _), (pw, _)), dilation = geometry
+    return torch.nn.grad.conv2d_input(x_shape, w, g, stride, (ph, pw), dilation, groups)
+
+
+def _t_conv_weight(x, g, w_shape, geometry, groups):
+    stride, ((ph, _), (pw, _)), dilation = geometry
+    return torch.nn.grad.conv2d_weight(x, w_shape, g, stride, (ph, pw), dilation, groups)
+
+
+@st.composite
+def pool_case(draw, distinct=False):
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = draw(st.sampled_from([None, 1, 2, (1, 2)]))
+    padding = (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2)))
+    shape = (
+        draw(st.integers(1, 2)),
+        draw(st.integers(1, 2)),
+        *[draw(st.integers(max(1, k - 2 * p), k + 4)) for k, p in zip(kernel, padding)],
+    )
+    x = draw(distinct_arrays(shape, -8.0, 8.0) if distinct else arrays(shape))
+    return (x,), {"kernel_size": kernel, "stride": stride, "padding": padding}
+
+
+@st.composite
+def max_pool_case(draw):
+    (x,), kwargs = draw(pool_case(distinct=True))
+    k = kwargs["kernel_size"]
+    dilation = draw(st.sampled_from([1, 2]))
+    # a dilated kernel still has to fit: grow the input by what dilation adds
+    grow = [(dilation - 1) * (kk - 1) for kk in k]
+    if any(grow):
+        x = draw(distinct_arrays(x.shape[:2] + tuple(s + a for s, a in zip(x.shape[2:], grow)), -8.0, 8.0))
+    return (x,), {**kwargs, "dilation": dilation}
+
+
+@st.composite
+def avg_pool_case(draw):
+    (x,), kwargs = draw(pool_case())
+    kwargs["count_include_pad"] = draw(st.booleans())
+    return (x,), kwargs
+
+
+@st.composite
+def avg_pool_transpose_case(draw):
+    (x,), kwargs = draw(avg_pool_case())
+    kernel, stride, padding = kwargs["kernel_size"], kwargs["stride"], kwargs["padding"]
+    geometry = _geometry(kernel if stride is None else stride, padding, 1)
+    divisor = windows.avg_pool_divisor(x.shape, kernel, geometry, kwargs["count_include_pad"])
+    g = draw(arrays(x.shape[:2] + windows.output_hw(x.shape, kernel, geometry)))
+    return (g,), {"x_shape": x.shape, "kernel": kernel, "geometry": geometry, "divisor": divisor}
+
+
+@st.composite
+def adaptive_case(draw):
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    out = (draw(st.integers(1, shape[2])), draw(st.integers(1, shape[3])))
+    return (draw(arrays(shape)),), {"output_size": out}
+
+
+@st.composite
+def batch_norm_case(draw, training):
+    c = draw(st.integers(1, 3))
+    shape = draw(st.sampled_from([(3, c), (2, c, 3), (2, c, 2, 2)]))
+    x = draw(arrays(shape, -3.0, 3.0))
+    # the batch variance divides: keep each channel's values apart so it stays away from zero
+    x = x + np.arange(x.size).reshape(shape) * 0.3 % 1.7
+    inputs = (x,) + ((draw(arrays((c,))), draw(arrays((c,)))) if draw(st.booleans()) else ())
+    kwargs = {"training": training, "eps": 1e-5}
+    if not training:
+        kwargs["running_mean"] = draw(arrays((c,)))
+        kwargs["running_var"] = draw(arrays((c,), 0.1, 3.0))
+    return inputs, kwargs
+
+
+def _bn(x, weight=None, bias=None, running_mean=None, running_var=None, **kwargs):
+    return F.batch_norm(x, running_mean, running_var, weight, bias, **kwargs)
+
+
+def _t_bn(x, weight=None, bias=None, running_mean=None, running_var=None, **kwargs):
+    rm = None if running_mean is None else torch.from_numpy(running_mean.copy())
+    rv = None if running_var is None else torch.from_numpy(running_var.copy())
+    return torch.nn.functional.batch_norm(x, rm, rv, weight, bias, **kwargs)
+
+
+GRAD_CASES.update(
+    {
+        "Conv2d": Case(
+            _conv(F.conv2d), conv2d_case(), _conv(lambda *a, **k: torch.nn.functional.conv2d(*a, **k))
+        ),
+        "Conv2dInputGrad": Case(
+            lambda g, w, **attrs: tg.apply(ops.Conv2dInputGrad, g, w, **attrs),
+            conv_adjoint_case("input"),
+            _t_conv_input,
+        ),
+        "Conv2dWeightGrad": Case(
+            lambda x, g, **attrs: tg.apply(ops.Conv2dWeightGrad, x, g, **attrs),
+            conv_adjoint_case("weight"),
+            _t_conv_weight,
+        ),
+        "conv1d": Case(
+            _conv(F.conv1d), conv1d_case(), _conv(lambda *a, **k: torch.nn.functional.conv1d(*a, **k))
+        ),
+        "MaxPool2d": Case(
+            lambda x, **k: F.max_pool2d(x, **k),
+            max_pool_case(),
+            lambda x, **k: torch.nn.functional.max_pool2d(x, **k),
+        ),
+        "AvgPool2d": Case(
+            lambda x, **k: F.avg_pool2d(x, **k),
+            avg_pool_case(),
+            lambda x, **k: torch.nn.functional.avg_pool2d(x, **k),
+        ),
+        "AvgPool2dTranspose": Case(
+            lambda g, **attrs: tg.apply(ops.AvgPool2dTranspose, g, **attrs),
+            avg_pool_transpose_case(),
+        ),
+        "adaptive_avg_pool2d": Case(
+            lambda x, output_size: F.adaptive_avg_pool2d(x, output_size),
+            adaptive_case(),
+            lambda x, output_size: torch.nn.functional.adaptive_avg_pool2d(x, output_size),
+        ),
+        "batch_norm_train": Case(_bn, batch_norm_case(True), _t_bn),
+        "batch_norm_eval": Case(_bn, batch_norm_case(False), _t_bn),
+    }
+)

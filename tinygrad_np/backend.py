@@ -11,6 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from ._shapes import unbroadcast
+from .windows import (  # noqa: F401  (the convolution and pooling kernels)
+    avg_pool2d,
+    avg_pool2d_transpose,
+    conv2d,
+    conv2d_input_grad,
+    conv2d_weight_grad,
+    max_pool2d,
+    max_pool2d_index,
+)
 
 differentiable = False  # results are plain arrays: nothing is recorded, no higher order
 ndarray = np.ndarray  # the type every gradient a rule returns must have here

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops
+from . import ops, windows
 from ._shapes import normalize_axis
 from .tensor import Tensor, apply, where  # noqa: F401  (where: the namespace's where)
 
@@ -130,3 +130,31 @@ def cross_entropy_grad(g: Tensor, x: Tensor, labels: np.ndarray, rows, probs) ->
     onehot = np.zeros(x.shape, x.dtype)
     onehot[rows, labels] = 1
     return (x.softmax(axis=-1) - onehot) * (g * (1.0 / n))
+
+
+def conv2d(x: Tensor, w: Tensor, geometry, groups: int) -> Tensor:
+    return apply(ops.Conv2d, x, w, geometry=geometry, groups=groups)
+
+
+def conv2d_input_grad(g: Tensor, w: Tensor, x_shape, geometry, groups: int) -> Tensor:
+    return apply(ops.Conv2dInputGrad, g, w, x_shape=tuple(x_shape), geometry=geometry, groups=groups)
+
+
+def conv2d_weight_grad(x: Tensor, g: Tensor, w_shape, geometry, groups: int) -> Tensor:
+    return apply(ops.Conv2dWeightGrad, x, g, w_shape=tuple(w_shape), geometry=geometry, groups=groups)
+
+
+def max_pool2d_index(x: Tensor, kernel, geometry) -> np.ndarray:
+    """Where each window's maximum is: a constant, from x's values."""
+    return windows.max_pool2d_index(x.data, kernel, geometry)
+
+
+def avg_pool2d(x: Tensor, kernel, geometry, divisor) -> Tensor:
+    return apply(ops.AvgPool2d, x, kernel=kernel, geometry=geometry, divisor=divisor)
+
+
+def avg_pool2d_transpose(g: Tensor, x_shape, kernel, geometry, divisor) -> Tensor:
+    return apply(
+        ops.AvgPool2dTranspose, g, x_shape=tuple(x_shape), kernel=kernel, geometry=geometry,
+        divisor=divisor,
+    )

@@ -651,3 +651,92 @@ class Cumsum(Rule):
     def vjp(self, xp, g, out, x):
         a = self.axis
         return (xp.flip(xp.cumsum(xp.flip(g, a), a), a),)
+
+
+# --- windows: convolution and pooling over (N, C, H, W) ---
+#
+# A geometry is (stride, padding, dilation): stride and dilation (rows, cols), padding ((top,
+# bottom), (left, right)); nn.functional checks the arguments and builds it. The three convolution
+# rules are one bilinear map and its two adjoints, so each one's vjp is written with the others and
+# derivatives of every order stay convolutions.
+
+
+class Conv2d(Rule):
+    """out = conv2d(x, w) (cross-correlation, as PyTorch);  dx = conv2d_input_grad(g, w),  dw = conv2d_weight_grad(x, g)"""
+
+    def forward(self, xp, x, w, *, geometry, groups):
+        self.geometry, self.groups = geometry, groups
+        return xp.conv2d(x, w, geometry, groups)
+
+    def vjp(self, xp, g, out, x, w):
+        geo, groups = self.geometry, self.groups
+        return (
+            xp.conv2d_input_grad(g, w, x.shape, geo, groups) if self.needs_grad[0] else None,
+            xp.conv2d_weight_grad(x, g, w.shape, geo, groups) if self.needs_grad[1] else None,
+        )
+
+
+class Conv2dInputGrad(Rule):
+    """out = conv2d_input_grad(g, w) (a transposed convolution);  dg = conv2d(dout, w),  dw = conv2d_weight_grad(dout, g)"""
+
+    def forward(self, xp, g, w, *, x_shape, geometry, groups):
+        self.geometry, self.groups = geometry, groups
+        return xp.conv2d_input_grad(g, w, x_shape, geometry, groups)
+
+    def vjp(self, xp, d, out, g, w):
+        geo, groups = self.geometry, self.groups
+        return (
+            xp.conv2d(d, w, geo, groups) if self.needs_grad[0] else None,
+            xp.conv2d_weight_grad(d, g, w.shape, geo, groups) if self.needs_grad[1] else None,
+        )
+
+
+class Conv2dWeightGrad(Rule):
+    """out = conv2d_weight_grad(x, g);  dx = conv2d_input_grad(g, dout),  dg = conv2d(x, dout)"""
+
+    def forward(self, xp, x, g, *, w_shape, geometry, groups):
+        self.geometry, self.groups = geometry, groups
+        return xp.conv2d_weight_grad(x, g, w_shape, geometry, groups)
+
+    def vjp(self, xp, d, out, x, g):
+        geo, groups = self.geometry, self.groups
+        return (
+            xp.conv2d_input_grad(g, d, x.shape, geo, groups) if self.needs_grad[0] else None,
+            xp.conv2d(x, d, geo, groups) if self.needs_grad[1] else None,
+        )
+
+
+class MaxPool2d(Rule):
+    """out = the maximum of each window;  dx = g sent to each window's first maximum (row-major
+    order within the window, as PyTorch), summed where windows overlap"""
+
+    def forward(self, xp, x, *, kernel, geometry):
+        self.kernel, self.geometry = kernel, geometry
+        return xp.max_pool2d(x, kernel, geometry)
+
+    def vjp(self, xp, g, out, x):
+        index = xp.max_pool2d_index(x, self.kernel, self.geometry)  # a constant, like Max's mask
+        flat = xp.scatter(xp.reshape(g, (-1,)), index.reshape(-1), (x.size,), False)
+        return (xp.reshape(flat, x.shape),)
+
+
+class AvgPool2d(Rule):
+    """out = the sum of each window / divisor;  dx = avg_pool2d_transpose(g)"""
+
+    def forward(self, xp, x, *, kernel, geometry, divisor):
+        self.kernel, self.geometry, self.divisor = kernel, geometry, divisor
+        return xp.avg_pool2d(x, kernel, geometry, divisor)
+
+    def vjp(self, xp, g, out, x):
+        return (xp.avg_pool2d_transpose(g, x.shape, self.kernel, self.geometry, self.divisor),)
+
+
+class AvgPool2dTranspose(Rule):
+    """out = each window's g / divisor added to its elements (AvgPool2d's vjp);  dg = avg_pool2d(dout)"""
+
+    def forward(self, xp, g, *, x_shape, kernel, geometry, divisor):
+        self.kernel, self.geometry, self.divisor = kernel, geometry, divisor
+        return xp.avg_pool2d_transpose(g, x_shape, kernel, geometry, divisor)
+
+    def vjp(self, xp, d, out, g):
+        return (xp.avg_pool2d(d, self.kernel, self.geometry, self.divisor),)

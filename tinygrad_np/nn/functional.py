@@ -9,6 +9,14 @@ import numpy as np
 from .. import backend, ops
 from ..engine import CAPTURING, GRAD_ENABLED
 from ..tensor import Tensor, record, run, where
+from .convolution import (  # noqa: F401  (convolution, pooling and batch norm, by name here)
+    adaptive_avg_pool2d,
+    avg_pool2d,
+    batch_norm,
+    conv1d,
+    conv2d,
+    max_pool2d,
+)
 
 # --- activations ---
 
