@@ -1,4 +1,5 @@
-"""Layers as plain tensor expressions: Module, Linear, Sequential, activations, Dropout, MLP.
+"""Layers as plain tensor expressions: Module, Linear, Sequential, activations, Dropout, MLP,
+and the convolutional layers (Conv1d, Conv2d, pooling, BatchNorm1d/2d, Dropout2d).
 
 Losses and activation functions live in nn.functional. Randomness comes from an explicit
 np.random.Generator given to each layer that needs it.
@@ -13,7 +14,20 @@ import numpy as np
 from ..engine import captured
 from ..tensor import Tensor
 from . import functional, utils  # noqa: F401 - nn.functional and nn.utils, as in PyTorch
-from .functional import ACTIVATIONS, gelu, leaky_relu, relu, sigmoid, tanh
+from .functional import (
+    ACTIVATIONS,
+    adaptive_avg_pool2d,
+    avg_pool2d,
+    batch_norm,
+    conv1d,
+    conv2d,
+    gelu,
+    leaky_relu,
+    max_pool2d,
+    relu,
+    sigmoid,
+    tanh,
+)
 
 
 class Module:
@@ -58,6 +72,23 @@ class Module:
         """Every parameter once, in a stable order (the order of definition)."""
         return [p for _, p in self.named_parameters()]
 
+    _buffer_names: tuple[str, ...] = ()  # attributes holding state that is saved but not trained
+
+    def named_buffers(self, prefix: str = "") -> list[tuple[str, Tensor]]:
+        """(dotted name, tensor) for every buffer (batch norm's running statistics): saved in
+        state_dict with the parameters, never given to an optimizer."""
+        found = [(prefix + n, getattr(self, n)) for n in self._buffer_names]
+        for name, item in self._entries():
+            if isinstance(item, Module):
+                found.extend(item.named_buffers(prefix + name + "."))
+        return found
+
+    def buffers(self) -> list[Tensor]:
+        return [b for _, b in self.named_buffers()]
+
+    def _state(self) -> dict[str, Tensor]:
+        return {**dict(self.named_parameters()), **dict(self.named_buffers())}
+
     def modules(self) -> list[Module]:
         """This module and every module below it."""
         found = [self]
@@ -80,13 +111,13 @@ class Module:
         captured(_clear_grads, self.parameters(), effect=True)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """name -> a copy of each parameter's array."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """name -> a copy of each parameter's and buffer's array."""
+        return {name: p.data.copy() for name, p in self._state().items()}
 
     def check_state(self, shapes: dict[str, tuple[int, ...]]) -> None:
         """Raise ValueError naming every missing, unexpected or wrongly shaped entry of a state
         with these names and shapes (before any array of it need be read)."""
-        params = dict(self.named_parameters())
+        params = self._state()
         problems = []
         missing = [k for k in params if k not in shapes]
         unexpected = [k for k in shapes if k not in params]
@@ -109,8 +140,7 @@ class Module:
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Copy arrays into the parameters in place; every mismatch is named before anything changes."""
         self.check_state({name: np.shape(value) for name, value in state.items()})
-        params = dict(self.named_parameters())
-        for name, p in params.items():
+        for name, p in self._state().items():
             p.data[...] = state[name]
 
     def __repr__(self) -> str:
@@ -324,6 +354,200 @@ class Dropout(Module):
 
     def __repr__(self) -> str:
         return f"Dropout({self.p})"
+
+
+def _uniform(rng: np.random.Generator, shape, bound: float, dtype) -> Tensor:
+    return Tensor(rng.uniform(-bound, bound, shape).astype(dtype), requires_grad=True, dtype=dtype)
+
+
+class _ConvNd(Module):
+    """Weight (out_channels, in_channels/groups, *kernel) and bias (out_channels,), both drawn
+    uniformly from +-1/sqrt(fan_in) (fan_in = in_channels/groups * prod(kernel)): PyTorch's
+    default initialisation."""
+
+    dims = 2
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        *,
+        rng: np.random.Generator,
+        dtype=np.float32,
+    ):
+        name = type(self).__name__
+        kernel = (kernel_size,) * self.dims if isinstance(kernel_size, int) else tuple(kernel_size)
+        if len(kernel) != self.dims or min(kernel) < 1:
+            raise ValueError(f"{name}: kernel_size must be a positive int or {self.dims} of them, got {kernel_size!r}")
+        if min(in_channels, out_channels, groups) < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"{name}: in_channels {in_channels} and out_channels {out_channels} must be "
+                f"positive and divide by groups {groups}"
+            )
+        self.config = {
+            "in_channels": in_channels, "out_channels": out_channels, "kernel_size": kernel,
+            "stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
+        }  # fmt: skip
+        fan_in = in_channels // groups * math.prod(kernel)
+        bound = 1.0 / math.sqrt(fan_in)
+        shape = (out_channels, in_channels // groups, *kernel)
+        self.weight = _uniform(rng, shape, bound, dtype)
+        self.bias = _uniform(rng, (out_channels,), bound, dtype) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        c = self.config
+        conv = conv2d if self.dims == 2 else conv1d
+        return conv(x, self.weight, self.bias, c["stride"], c["padding"], c["dilation"], c["groups"])
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"{type(self).__name__}({c['in_channels']}, {c['out_channels']}, "
+            f"kernel_size={c['kernel_size']}, stride={c['stride']}, padding={c['padding']!r}, "
+            f"dilation={c['dilation']}, groups={c['groups']}, bias={self.bias is not None})"
+        )
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution (cross-correlation) of (N, C, H, W): F.conv2d with this layer's weights."""
+
+    dims = 2
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution (cross-correlation) of (N, C, L): F.conv1d with this layer's weights."""
+
+    dims = 1
+
+
+class MaxPool2d(Module):
+    """F.max_pool2d: the maximum of each window (the gradient to the first maximum, as PyTorch)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1):
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation = dilation
+
+    def forward(self, x: Tensor) -> Tensor:
+        return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation)
+
+    def __repr__(self) -> str:
+        return f"MaxPool2d({self.kernel_size}, stride={self.stride}, padding={self.padding})"
+
+
+class AvgPool2d(Module):
+    """F.avg_pool2d: the mean of each window."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, count_include_pad: bool = True):
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.count_include_pad = count_include_pad
+
+    def forward(self, x: Tensor) -> Tensor:
+        return avg_pool2d(
+            x, self.kernel_size, self.stride, self.padding, count_include_pad=self.count_include_pad
+        )
+
+    def __repr__(self) -> str:
+        return f"AvgPool2d({self.kernel_size}, stride={self.stride}, padding={self.padding})"
+
+
+class AdaptiveAvgPool2d(Module):
+    """F.adaptive_avg_pool2d to output_size (1: global average pooling)."""
+
+    def __init__(self, output_size):
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return adaptive_avg_pool2d(x, self.output_size)
+
+    def __repr__(self) -> str:
+        return f"AdaptiveAvgPool2d({self.output_size})"
+
+
+class _BatchNorm(Module):
+    """Per-channel normalisation (F.batch_norm): batch statistics while training, which move the
+    running statistics by momentum; the running statistics in eval(). weight starts at ones and
+    bias at zeros, running_mean at zeros and running_var at ones, as PyTorch."""
+
+    _buffer_names = ("running_mean", "running_var")
+    ndims = (2, 3, 4)
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        *,
+        dtype=np.float32,
+    ):
+        name = type(self).__name__
+        if num_features < 1 or not eps > 0 or not 0.0 <= momentum <= 1.0:
+            raise ValueError(
+                f"{name}: num_features must be positive, eps > 0 and momentum in [0, 1], got "
+                f"{num_features}, {eps}, {momentum}"
+            )
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = Tensor(np.ones(num_features), requires_grad=True, dtype=dtype) if affine else None
+        self.bias = Tensor(np.zeros(num_features), requires_grad=True, dtype=dtype) if affine else None
+        if not track_running_stats:
+            self._buffer_names = ()
+        self.running_mean = Tensor(np.zeros(num_features), dtype=dtype) if track_running_stats else None
+        self.running_var = Tensor(np.ones(num_features), dtype=dtype) if track_running_stats else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in self.ndims:
+            raise ValueError(
+                f"{type(self).__name__}: expected input with {' or '.join(map(str, self.ndims))} "
+                f"dimensions (N, C, ...), got {x.shape}"
+            )
+        training = self.training or self.running_mean is None
+        return batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, training,
+            self.momentum, self.eps,
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.num_features}, eps={self.eps}, momentum={self.momentum})"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm of (N, C) or (N, C, L)."""
+
+    ndims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm of (N, C, H, W)."""
+
+    ndims = (4,)
+
+
+class Dropout2d(Module):
+    """Zero whole channels of (N, C, H, W) with probability p while training, scaling the rest by
+    1/(1-p) (one draw per sample and channel, as PyTorch)."""
+
+    def __init__(self, p: float = 0.5, *, rng: np.random.Generator):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout2d: p must be in [0, 1), got {p}")
+        self.p, self.rng = p, rng
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.ndim not in (3, 4):
+            raise ValueError(f"Dropout2d: expected (N, C, H, W) or (C, H, W), got {x.shape}")
+        shape = x.shape[:-2] + (1, 1)
+        return x * captured(_dropout_scale, self.rng, shape, self.p, x.dtype, effect=True)
+
+    def __repr__(self) -> str:
+        return f"Dropout2d({self.p})"
 
 
 def _clear_grads(params) -> None:
