@@ -18,7 +18,7 @@ from .windows import (  # noqa: F401  (the convolution and pooling kernels)
     conv2d_input_grad,
     conv2d_weight_grad,
     max_pool2d,
-    max_pool2d_index,
+    max_pool2d_grad,
 )
 
 differentiable = False  # results are plain arrays: nothing is recorded, no higher order

@@ -132,7 +132,7 @@ def cross_entropy_grad(g: Tensor, x: Tensor, labels: np.ndarray, rows, probs) ->
     return (x.softmax(axis=-1) - onehot) * (g * (1.0 / n))
 
 
-def conv2d(x: Tensor, w: Tensor, geometry, groups: int) -> Tensor:
+def conv2d(x: Tensor, w: Tensor, geometry, groups: int, keep=None) -> Tensor:
     return apply(ops.Conv2d, x, w, geometry=geometry, groups=groups)
 
 
@@ -140,13 +140,15 @@ def conv2d_input_grad(g: Tensor, w: Tensor, x_shape, geometry, groups: int) -> T
     return apply(ops.Conv2dInputGrad, g, w, x_shape=tuple(x_shape), geometry=geometry, groups=groups)
 
 
-def conv2d_weight_grad(x: Tensor, g: Tensor, w_shape, geometry, groups: int) -> Tensor:
+def conv2d_weight_grad(x: Tensor, g: Tensor, w_shape, geometry, groups: int, cols=None) -> Tensor:
     return apply(ops.Conv2dWeightGrad, x, g, w_shape=tuple(w_shape), geometry=geometry, groups=groups)
 
 
-def max_pool2d_index(x: Tensor, kernel, geometry) -> np.ndarray:
-    """Where each window's maximum is: a constant, from x's values."""
-    return windows.max_pool2d_index(x.data, kernel, geometry)
+def max_pool2d_grad(g: Tensor, x: Tensor, out: Tensor, kernel, geometry) -> Tensor:
+    """g sent to each window's first maximum, recorded: a scatter to indices that are a constant
+    (from x's values, as Max's mask), whose own vjp gathers."""
+    index = windows.max_pool2d_index(x.data, kernel, geometry).reshape(-1)
+    return apply(ops.Scatter, g.reshape(-1), index=index, shape=(x.size,)).reshape(x.shape)
 
 
 def avg_pool2d(x: Tensor, kernel, geometry, divisor) -> Tensor:

@@ -666,13 +666,16 @@ class Conv2d(Rule):
 
     def forward(self, xp, x, w, *, geometry, groups):
         self.geometry, self.groups = geometry, groups
-        return xp.conv2d(x, w, geometry, groups)
+        # the unfolded x, a residual for backend's weight gradient (differentiable.py unfolds anew)
+        self.cols = [] if self.needs_grad[1] and groups == 1 else None
+        return xp.conv2d(x, w, geometry, groups, self.cols)
 
     def vjp(self, xp, g, out, x, w):
         geo, groups = self.geometry, self.groups
+        cols = self.cols[0] if self.cols else None
         return (
             xp.conv2d_input_grad(g, w, x.shape, geo, groups) if self.needs_grad[0] else None,
-            xp.conv2d_weight_grad(x, g, w.shape, geo, groups) if self.needs_grad[1] else None,
+            xp.conv2d_weight_grad(x, g, w.shape, geo, groups, cols) if self.needs_grad[1] else None,
         )
 
 
@@ -715,9 +718,7 @@ class MaxPool2d(Rule):
         return xp.max_pool2d(x, kernel, geometry)
 
     def vjp(self, xp, g, out, x):
-        index = xp.max_pool2d_index(x, self.kernel, self.geometry)  # a constant, like Max's mask
-        flat = xp.scatter(xp.reshape(g, (-1,)), index.reshape(-1), (x.size,), False)
-        return (xp.reshape(flat, x.shape),)
+        return (xp.max_pool2d_grad(g, x, out, self.kernel, self.geometry),)
 
 
 class AvgPool2d(Rule):
@@ -740,3 +741,42 @@ class AvgPool2dTranspose(Rule):
 
     def vjp(self, xp, d, out, g):
         return (xp.avg_pool2d(d, self.kernel, self.geometry, self.divisor),)
+
+
+class BatchNorm(Rule):
+    """out = (x - mean) / sqrt(var + eps) * w + b, mean and biased var of each channel (axis 1) over
+    the batch and the other axes (training-mode batch norm);
+    dx = w / sqrt(var + eps) * (g - mean(g) - xhat * mean(g * xhat)),  dw = sum(g * xhat),  db = sum(g)
+
+    The fused form of the composite (F.batch_norm with training=True), tested against it: four
+    passes forward and eight backward instead of about twenty-five.
+    """
+
+    def forward(self, xp, x, w, b, *, eps):
+        self.axes = (0,) + tuple(range(2, x.ndim))
+        self.shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        self.eps = eps
+        xc = x - x.mean(axis=self.axes, keepdims=True)
+        inv = (((xc * xc).mean(axis=self.axes, keepdims=True)) + eps) ** -0.5
+        self.residual = (xc, inv)  # for backend's vjp; differentiable.py's recomputes them
+        return xc * (inv * xp.reshape(w, self.shape)) + xp.reshape(b, self.shape)
+
+    def vjp(self, xp, g, out, x, w, b):
+        axes, shape = self.axes, self.shape
+        if xp.differentiable:
+            xc = x - x.mean(axis=axes, keepdims=True)
+            inv = ((xc * xc).mean(axis=axes, keepdims=True) + self.eps) ** -0.5
+        else:
+            xc, inv = self.residual
+        xhat = xc * inv
+        g_sum = g.sum(axis=axes, keepdims=True)
+        gx_sum = (g * xhat).sum(axis=axes, keepdims=True)
+        gx = gw = gb = None
+        if self.needs_grad[0]:
+            scale = 1.0 / (x.size // x.shape[1])
+            gx = (g - g_sum * scale - xhat * (gx_sum * scale)) * (inv * xp.reshape(w, shape))
+        if self.needs_grad[1]:
+            gw = xp.reshape(gx_sum, w.shape)
+        if self.needs_grad[2]:
+            gb = xp.reshape(g_sum, b.shape)
+        return gx, gw, gb

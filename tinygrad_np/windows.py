@@ -4,10 +4,10 @@ The backend (backend.py) exports these; the rules in ops.py call them through xp
 ``(stride, padding, dilation)``: stride and dilation (rows, cols), padding ((top, bottom), (left,
 right)). Windows are views made with as_strided, never copies, until a kernel needs a matrix.
 
-Layout, chosen by benchmarks/bench_conv.py: a convolution is one matrix product of the unfolded
-input (N*OH*OW, C*KH*KW) with the weights (C*KH*KW, O): one large GEMM beats one per sample, and
-the unfolded rows are contiguous so BLAS reads them at full speed. Its input gradient folds the
-product back with one strided add per kernel offset (KH*KW adds), cheaper than np.add.at.
+Layout, chosen by benchmarks/bench_conv.py: a convolution is one matrix product of the weights
+(O, C*KH*KW) with the unfolded input (C*KH*KW, N*OH*OW): one large GEMM beats one per sample, and
+unfolding with the output positions innermost copies along image rows. Its input gradient folds
+the product back with one strided add per kernel offset (KH*KW adds), cheaper than np.add.at.
 """
 
 from __future__ import annotations
@@ -59,11 +59,13 @@ def _offsets(kernel, out_hw, geometry):
 
 
 def _unfold(x: np.ndarray, kernel, geometry) -> tuple[np.ndarray, tuple[int, int]]:
-    """The im2col matrix of x: (N*OH*OW, C*KH*KW), rows in (n, oh, ow) order."""
+    """The im2col matrix of x: (C*KH*KW, N*OH*OW), columns in (n, oh, ow) order. Copied with the
+    output positions innermost, so the copy runs along image rows (a (kh, kw)-innermost copy is
+    3-4x slower: its inner loops are 3 elements long)."""
     out_hw = output_hw(x.shape, kernel, geometry)
     win = _windows(_padded(x, geometry[1]), kernel, out_hw, geometry)
     n, c = x.shape[:2]
-    return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * out_hw[0] * out_hw[1], -1), out_hw
+    return win.transpose(1, 4, 5, 0, 2, 3).reshape(-1, n * out_hw[0] * out_hw[1]), out_hw
 
 
 def _group_slices(total: int, groups: int):
@@ -71,64 +73,82 @@ def _group_slices(total: int, groups: int):
     return [slice(k * size, (k + 1) * size) for k in range(groups)]
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, geometry, groups: int) -> np.ndarray:
-    """out[n, o] = sum over c, i, j of x_padded[n, c, oh*s + i*d, ow*s + j*d] * w[o, c, i, j]."""
-    n = x.shape[0]
-    o = w.shape[0]
-    kernel = w.shape[2:]
+def _channels_first(g: np.ndarray) -> np.ndarray:
+    """(N, O, OH, OW) -> (O, N*OH*OW): g in the unfolded matrix's column order."""
+    return g.transpose(1, 0, 2, 3).reshape(g.shape[1], -1)
+
+
+def _batch_first(out: np.ndarray, n: int, out_hw) -> np.ndarray:
+    """(O, N*OH*OW) -> a contiguous (N, O, OH, OW)."""
+    return np.ascontiguousarray(out.reshape(-1, n, *out_hw).transpose(1, 0, 2, 3))
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, geometry, groups: int, keep=None) -> np.ndarray:
+    """out[n, o] = sum over c, i, j of x_padded[n, c, oh*s + i*d, ow*s + j*d] * w[o, c, i, j].
+    keep: a list that receives the unfolded x, for conv2d_weight_grad (groups=1 only)."""
+    n, o, kernel = x.shape[0], w.shape[0], w.shape[2:]
     if groups == 1:
         cols, out_hw = _unfold(x, kernel, geometry)
-        out = cols @ w.reshape(o, -1).T
-    else:
-        out_hw = output_hw(x.shape, kernel, geometry)
-        out = np.empty((n * out_hw[0] * out_hw[1], o), x.dtype)
-        for cs, os in zip(_group_slices(x.shape[1], groups), _group_slices(o, groups)):
-            cols, _ = _unfold(x[:, cs], kernel, geometry)
-            out[:, os] = cols @ w[os].reshape(os.stop - os.start, -1).T
-    return np.ascontiguousarray(out.reshape(n, *out_hw, o).transpose(0, 3, 1, 2))
-
-
-def _rows(g: np.ndarray) -> np.ndarray:
-    """(N, O, OH, OW) -> (N*OH*OW, O): g in the unfolded matrix's row order."""
-    return g.transpose(0, 2, 3, 1).reshape(-1, g.shape[1])
+        if keep is not None:
+            keep.append(cols)
+        return _batch_first(w.reshape(o, -1) @ cols, n, out_hw)
+    out_hw = output_hw(x.shape, kernel, geometry)
+    out = np.empty((o, n * out_hw[0] * out_hw[1]), x.dtype)
+    for cs, os in zip(_group_slices(x.shape[1], groups), _group_slices(o, groups)):
+        cols, _ = _unfold(x[:, cs], kernel, geometry)
+        out[os] = w[os].reshape(os.stop - os.start, -1) @ cols
+    return _batch_first(out, n, out_hw)
 
 
 def _fold(cols: np.ndarray, x_shape, kernel, out_hw, geometry) -> np.ndarray:
-    """The adjoint of _unfold: each row's entries added back into the window it came from."""
+    """The adjoint of _unfold, (C*KH*KW, N*OH*OW) -> (N, C, H, W): each column's entries added
+    back into the window it came from, one strided add per kernel offset, in (C, N, H, W) order so
+    both sides of each add run along image rows."""
     n, c, h, w = x_shape
     (pt, pb), (pl, pr) = geometry[1]
-    dxpad = np.zeros((n, c, h + pt + pb, w + pl + pr), cols.dtype)
-    blocks = cols.reshape(n, *out_hw, c, *kernel).transpose(0, 3, 4, 5, 1, 2)  # N C KH KW OH OW
+    dxpad = np.zeros((c, n, h + pt + pb, w + pl + pr), cols.dtype)
+    blocks = cols.reshape(c, *kernel, n, *out_hw)
     for i, j, rows, cols_ in _offsets(kernel, out_hw, geometry):
-        dxpad[:, :, rows, cols_] += blocks[:, :, i, j]
-    return dxpad[:, :, pt : pt + h, pl : pl + w]
+        dxpad[:, :, rows, cols_] += blocks[:, i, j]
+    return np.ascontiguousarray(dxpad[:, :, pt : pt + h, pl : pl + w].transpose(1, 0, 2, 3))
 
 
 def conv2d_input_grad(g: np.ndarray, w: np.ndarray, x_shape, geometry, groups: int) -> np.ndarray:
     """The adjoint of conv2d in x (a transposed convolution): dx for an output gradient g."""
     kernel, out_hw = w.shape[2:], g.shape[2:]
-    g2 = _rows(g)
+    stride, padding, dilation = geometry
+    reach = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    if groups == 1 and stride == (1, 1) and all(max(p) <= r for p, r in zip(padding, reach)):
+        # at stride 1, the full correlation of g with the flipped kernel: an unfold (copies)
+        # and one product, about twice as fast as the product and a fold's strided adds
+        full = tuple((r - p[0], r - p[1]) for p, r in zip(padding, reach))
+        flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        return conv2d(g, flipped, ((1, 1), full, dilation), 1)
+    g2 = _channels_first(g)
     if groups == 1:
-        return _fold(g2 @ w.reshape(w.shape[0], -1), x_shape, kernel, out_hw, geometry)
+        return _fold(w.reshape(w.shape[0], -1).T @ g2, x_shape, kernel, out_hw, geometry)
     dx = np.empty(x_shape, g.dtype)
     n, c, h, wd = x_shape
     for cs, os in zip(_group_slices(c, groups), _group_slices(w.shape[0], groups)):
-        cols = g2[:, os] @ w[os].reshape(os.stop - os.start, -1)
+        cols = w[os].reshape(os.stop - os.start, -1).T @ g2[os]
         dx[:, cs] = _fold(cols, (n, cs.stop - cs.start, h, wd), kernel, out_hw, geometry)
     return dx
 
 
-def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, w_shape, geometry, groups: int) -> np.ndarray:
-    """The adjoint of conv2d in w: dw for an output gradient g (sum over n, oh, ow)."""
+def conv2d_weight_grad(
+    x: np.ndarray, g: np.ndarray, w_shape, geometry, groups: int, cols=None
+) -> np.ndarray:
+    """The adjoint of conv2d in w: dw for an output gradient g (sum over n, oh, ow). cols: x
+    unfolded already (conv2d's, kept by the forward), else unfolded here."""
     kernel = w_shape[2:]
-    g2 = _rows(g)
+    g2 = _channels_first(g)
     if groups == 1:
-        cols, _ = _unfold(x, kernel, geometry)
-        return (g2.T @ cols).reshape(w_shape)
+        cols = _unfold(x, kernel, geometry)[0] if cols is None else cols
+        return (g2 @ cols.T).reshape(w_shape)
     dw = np.empty(w_shape, g.dtype)
     for cs, os in zip(_group_slices(x.shape[1], groups), _group_slices(w_shape[0], groups)):
         cols, _ = _unfold(x[:, cs], kernel, geometry)
-        dw[os] = (g2[:, os].T @ cols).reshape(dw[os].shape)
+        dw[os] = (g2[os] @ cols.T).reshape(dw[os].shape)
     return dw
 
 
@@ -166,6 +186,28 @@ def max_pool2d_index(x: np.ndarray, kernel, geometry) -> np.ndarray:
     q = ow + (arg % kernel[1]) * dilation[1]
     base = (np.arange(n).reshape(-1, 1, 1, 1) * c + np.arange(c).reshape(1, -1, 1, 1)) * (h * w)
     return base + r * w + q
+
+
+def max_pool2d_grad(g: np.ndarray, x: np.ndarray, out: np.ndarray, kernel, geometry) -> np.ndarray:
+    """dx of max pooling: each window's g added to its first maximum (max_pool2d_index's choice),
+    found by comparing each kernel offset's slice with out, the windows not yet served first; no
+    index arrays and no np.add.at (a NaN maximum takes the index path)."""
+    if np.isnan(out).any():
+        flat = np.zeros(x.size, g.dtype)
+        np.add.at(flat, max_pool2d_index(x, kernel, geometry).reshape(-1), g.reshape(-1))
+        return flat.reshape(x.shape)
+    n, c, h, w = x.shape
+    (pt, pb), (pl, pr) = geometry[1]
+    xpad = _padded(x, geometry[1], -np.inf)
+    dxpad = np.zeros(xpad.shape, g.dtype)
+    open_ = np.ones(out.shape, bool)  # windows whose maximum is not found yet
+    zero = g.dtype.type(0)
+    for _, _, rows, cols in _offsets(kernel, g.shape[2:], geometry):
+        hit = xpad[:, :, rows, cols] == out
+        hit &= open_
+        dxpad[:, :, rows, cols] += np.where(hit, g, zero)
+        open_ &= ~hit
+    return dxpad[:, :, pt : pt + h, pl : pl + w]
 
 
 def avg_pool_divisor(x_shape, kernel, geometry, count_include_pad: bool):

@@ -223,8 +223,10 @@ class _Stats:
         self.data = data
 
 
-def _update_running(mean_stats, var_stats, mean, var, n: int, momentum: float) -> None:
+def _update_running(mean_stats, var_stats, x, axes, n: int, momentum: float) -> None:
     """running = (1 - momentum) * running + momentum * batch, the variance unbiased (n/(n-1))."""
+    mean = x.mean(axis=axes, keepdims=True)
+    var = np.square(x - mean).mean(axis=axes)
     m = mean_stats.data.dtype.type(momentum)
     mean_stats.data *= 1 - m
     mean_stats.data += m * mean.reshape(-1).astype(mean_stats.data.dtype)
@@ -257,10 +259,9 @@ def batch_norm(
 ) -> Tensor:
     """(x - mean) / sqrt(var + eps) * weight + bias per channel (axis 1) of input (N, C, ...).
 
-    training: the batch's mean and biased variance, and the running statistics (Tensors or arrays,
-    updated in place) move by momentum toward the batch's mean and unbiased variance, as PyTorch.
-    Otherwise running_mean and running_var normalise. A composite, so its gradient (any order)
-    comes from the primitives."""
+    training: the batch's mean and biased variance (the fused rule ops.BatchNorm), and the running
+    statistics (Tensors or arrays, updated in place) move by momentum toward the batch's mean and
+    unbiased variance, as PyTorch. Otherwise running_mean and running_var normalise (a composite)."""
     name = "batch_norm"
     x = _tensor(input, name, "input", {2: "(N, C)", 3: "(N, C, L)", 4: "(N, C, H, W)", 5: "(N, C, D, H, W)"})
     c = x.shape[1]
@@ -281,14 +282,12 @@ def batch_norm(
                 f"{name}: training needs more than one value per channel to take a variance, "
                 f"got input {x.shape}"
             )
-        mean = x.mean(axis=axes, keepdims=True)
-        centered = x - mean
-        var = (centered * centered).mean(axis=axes, keepdims=True)
         if (rm is None) != (rv is None):
             raise ValueError(f"{name}: give both running_mean and running_var, or neither")
         if rm is not None and momentum:
-            captured(_update_running, rm, rv, mean.data, var.data, n, momentum, effect=True)
-        out = centered * (var + eps) ** -0.5
+            captured(_update_running, rm, rv, x.data, axes, n, momentum, effect=True)
+        ones = Tensor(np.ones(c), dtype=x.dtype) if w is None else w
+        return apply(ops.BatchNorm, x, ones, Tensor(np.zeros(c), dtype=x.dtype) if b is None else b, eps=eps)
     else:
         if rm is None or rv is None:
             raise ValueError(
