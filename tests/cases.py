@@ -1268,7 +1268,7 @@ GRAD_CASES.update(
             adaptive_case(),
             lambda x, output_size: torch.nn.functional.adaptive_avg_pool2d(x, output_size),
         ),
-        "batch_norm_train": Case(_bn, batch_norm_case(True), _t_bn),
+        "BatchNorm": Case(_bn, batch_norm_case(True), _t_bn),  # F.batch_norm, training=True
         "batch_norm_eval": Case(_bn, batch_norm_case(False), _t_bn),
     }
 )

@@ -219,3 +219,25 @@ def test_bad_arguments_raise_errors_naming_the_op(call, message):
 def test_mixed_float_dtypes_are_refused():
     with pytest.raises(TypeError, match="conv2d: input is float32 but a parameter is float64"):
         F.conv2d(Tensor(np.ones((1, 1, 4, 4))), Tensor(np.ones((1, 1, 3, 3)), dtype=np.float64))
+
+
+def test_fused_batch_norm_equals_its_composite():
+    """ops.BatchNorm against the expression it replaces: values and all three gradients, float64."""
+    rng = np.random.default_rng(0)
+    for shape in [(4, 3), (3, 2, 5), (2, 3, 4, 4)]:
+        x, w, b = rng.standard_normal(shape), rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
+        cot = rng.standard_normal(shape)
+        grads = []
+        for fused in (True, False):
+            ts = [Tensor(a, dtype=np.float64, requires_grad=True) for a in (x, w, b)]
+            if fused:
+                out = F.batch_norm(ts[0], None, None, ts[1], ts[2], training=True)
+            else:
+                axes, bshape = (0,) + tuple(range(2, len(shape))), (1, shape[1]) + (1,) * (len(shape) - 2)
+                centered = ts[0] - ts[0].mean(axis=axes, keepdims=True)
+                var = (centered * centered).mean(axis=axes, keepdims=True)
+                out = centered * (var + 1e-5) ** -0.5 * ts[1].reshape(bshape) + ts[2].reshape(bshape)
+            out.backward(cot)
+            grads.append([out.data] + [t.grad for t in ts])
+        for a, e in zip(*grads):
+            np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
