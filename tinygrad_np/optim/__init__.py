@@ -1,0 +1,43 @@
+"""Optimizers and learning-rate schedules: ``tinygrad_np.optim`` (PyTorch's names and update rules)."""
+
+from .optimizers import (
+    SGD,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    GroupValue,
+    NAdam,
+    Optimizer,
+    RMSprop,
+)
+from .schedules import (
+    CosineLR,
+    ExponentialLR,
+    LinearLR,
+    OneCycleLR,
+    ReduceLROnPlateau,
+    Schedule,
+    SequentialLR,
+    StepLR,
+)
+
+__all__ = [
+    "Optimizer",
+    "GroupValue",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "Adagrad",
+    "Adamax",
+    "NAdam",
+    "Schedule",
+    "CosineLR",
+    "StepLR",
+    "LinearLR",
+    "ExponentialLR",
+    "OneCycleLR",
+    "ReduceLROnPlateau",
+    "SequentialLR",
+]
