@@ -497,7 +497,8 @@ class RMSprop(Optimizer):
 
 class Adagrad(Optimizer):
     """d = g + wd*p; s += d^2 (s starts at initial_accumulator_value);
-    p -= lr / (1 + (t-1)*lr_decay) * d / (sqrt(s) + eps). The same update rule as torch.optim.Adagrad."""
+    p -= lr / (1 + (t-1)*lr_decay) * d / (sqrt(s) + eps). The same update rule as torch.optim.Adagrad;
+    a param group's own initial_accumulator_value is used (torch uses the constructor's for all)."""
 
     hyperparameters = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
     buffers = ("sum",)
