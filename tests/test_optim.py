@@ -96,7 +96,15 @@ def test_zero_grad_skip_dedupe_and_empty():
 
 def test_float32_parameters_stay_float32():
     p = Tensor([1.0, 2.0], requires_grad=True)
-    for opt in (optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=1e-3), optim.AdamW([p], lr=0.1)):
+    for opt in (
+        optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=1e-3),
+        optim.AdamW([p], lr=0.1),
+        optim.RMSprop([p], momentum=0.9, centered=True, weight_decay=1e-3),
+        optim.Adagrad([p], lr_decay=0.1, weight_decay=1e-3, initial_accumulator_value=0.1),
+        optim.Adamax([p], weight_decay=1e-3),
+        optim.NAdam([p], weight_decay=1e-3),
+        optim.NAdam([p], weight_decay=1e-3, decoupled_weight_decay=True),
+    ):
         p.grad = np.ones(2, np.float32)
         opt.step()
         assert p.data.dtype == np.float32
