@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from tinygrad_np import Tensor, optim
+import tinygrad_np as tg
+from tinygrad_np import Tensor, nn, optim
 
 
 def param(values):
@@ -407,9 +408,6 @@ def test_a_state_saved_before_param_groups_loads_into_every_group():
 
 
 def test_a_grouped_optimizer_round_trips_through_a_checkpoint(tmp_path):
-    import tinygrad_np as tg
-    from tinygrad_np import nn
-
     model = nn.MLP([3, 4, 2], rng=np.random.default_rng(0))
     w0, b0, w1, b1 = model.parameters()
     x = np.random.default_rng(1).standard_normal((5, 3))
@@ -610,3 +608,10 @@ def test_schedule_state_round_trips_and_errors():
     with pytest.raises(ValueError, match=r"ExponentialLR: the optimizer has 3 param groups, the "
                        r"schedule was built for 2; build the schedule after add_param_group"):
         sched.step()
+
+
+def test_a_malformed_param_groups_entry_is_named():
+    opt = optim.SGD([param([1.0])], lr=0.1)
+    with pytest.raises(ValueError, match=r"SGD.load_state_dict: param_groups=\[\{'params': 3\}\] is "
+                       r"not a list of dicts each with a 'params' list; the state is corrupt"):
+        opt.load_state_dict({**opt.state_dict(), "param_groups": [{"params": 3}]})

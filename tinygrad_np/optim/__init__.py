@@ -1,16 +1,7 @@
-"""Optimizers and learning-rate schedules: ``tinygrad_np.optim`` (PyTorch's names and update rules)."""
+"""Optimizers and learning-rate schedules, ``tinygrad_np.optim``: PyTorch's names and rules."""
 
-from .optimizers import (
-    SGD,
-    Adagrad,
-    Adam,
-    Adamax,
-    AdamW,
-    GroupValue,
-    NAdam,
-    Optimizer,
-    RMSprop,
-)
+from .base import GroupValue, Optimizer
+from .optimizers import SGD, Adagrad, Adam, Adamax, AdamW, NAdam, RMSprop
 from .schedules import (
     CosineLR,
     ExponentialLR,

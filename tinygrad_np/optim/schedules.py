@@ -18,7 +18,7 @@ import numpy as np
 
 from ..engine import captured
 from ..tensor import Tensor
-from .optimizers import Optimizer
+from .base import Optimizer
 
 
 def _per_group(name: str, value, optimizer: Optimizer, where: str) -> list[float]:
@@ -26,7 +26,9 @@ def _per_group(name: str, value, optimizer: Optimizer, where: str) -> list[float
     n = len(optimizer.param_groups)
     if isinstance(value, (list, tuple)):
         if len(value) != n:
-            raise ValueError(f"{where}: {name} has {len(value)} values, the optimizer {n} param groups")
+            raise ValueError(
+                f"{where}: {name} has {len(value)} values, the optimizer {n} param groups"
+            )
         return [float(v) for v in value]
     return [float(value)] * n
 
@@ -37,7 +39,8 @@ class Schedule:
     def __init__(self, optimizer: Optimizer):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(
-                f"{type(self).__name__}: expected a tinygrad_np optimizer, got {type(optimizer).__name__}"
+                f"{type(self).__name__}: expected a tinygrad_np optimizer, got "
+                f"{type(optimizer).__name__}"
             )
         self.optimizer, self.count = optimizer, 0
         self.base_lrs = [g["lr"] for g in optimizer.param_groups]
@@ -56,8 +59,9 @@ class Schedule:
         groups = self.optimizer.param_groups
         if len(groups) != len(self.base_lrs):
             raise ValueError(
-                f"{type(self).__name__}: the optimizer has {len(groups)} param groups, the schedule "
-                f"was built for {len(self.base_lrs)}; build the schedule after add_param_group"
+                f"{type(self).__name__}: the optimizer has {len(groups)} param groups, the "
+                f"schedule was built for {len(self.base_lrs)}; build the schedule after "
+                f"add_param_group"
             )
         for k, g in enumerate(groups):
             g["lr"] = self.lr_at(self.count, k)
@@ -112,8 +116,8 @@ class StepLR(Schedule):
 
 
 class LinearLR(Schedule):
-    """lr = base_lr * (start_factor + (end_factor - start_factor) * min(count, total_iters) / total_iters),
-    as torch's LinearLR (a warm-up with the defaults); sets lr_at(0) when built."""
+    """lr = base_lr * (start_factor + (end_factor - start_factor) * min(count, total_iters) /
+    total_iters), as torch's LinearLR (a warm-up with the defaults); sets lr_at(0) when built."""
 
     def __init__(
         self,
@@ -128,7 +132,9 @@ class LinearLR(Schedule):
                 f"start_factor={start_factor}, end_factor={end_factor}"
             )
         if type(total_iters) is not int or total_iters < 1:
-            raise ValueError(f"LinearLR: total_iters must be a whole number >= 1, got {total_iters!r}")
+            raise ValueError(
+                f"LinearLR: total_iters must be a whole number >= 1, got {total_iters!r}"
+            )
         super().__init__(optimizer)
         self.start_factor, self.end_factor = float(start_factor), float(end_factor)
         self.total_iters = total_iters
@@ -181,7 +187,9 @@ class OneCycleLR(Schedule):
         whole = lambda n: type(n) is int and n >= 1  # noqa: E731
         if total_steps is not None:
             if not whole(total_steps):
-                raise ValueError(f"OneCycleLR: total_steps must be a whole number >= 1, got {total_steps!r}")
+                raise ValueError(
+                    f"OneCycleLR: total_steps must be a whole number >= 1, got {total_steps!r}"
+                )
         elif epochs is not None and steps_per_epoch is not None:
             if not whole(epochs) or not whole(steps_per_epoch):
                 raise ValueError(
@@ -194,7 +202,9 @@ class OneCycleLR(Schedule):
         if not 0 <= pct_start <= 1:
             raise ValueError(f"OneCycleLR: pct_start must be in [0, 1], got {pct_start}")
         if anneal_strategy not in ("cos", "linear"):
-            raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+            raise ValueError(
+                f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}"
+            )
         self.total_steps, self.anneal_strategy = total_steps, anneal_strategy
         where = "OneCycleLR"
         self.max_lrs = _per_group("max_lr", max_lr, optimizer, where)
@@ -236,16 +246,17 @@ class OneCycleLR(Schedule):
         self._apply()
 
     def _value(self, count: int, group: int, momentum: bool) -> float:
-        values = {
-            "initial": self.initial_lrs[group], "max": self.max_lrs[group], "min": self.min_lrs[group],
-        }
         if momentum:
             values = {"max_m": self.max_momentums[group], "base_m": self.base_momentums[group]}
+        else:
+            values = {"initial": self.initial_lrs[group], "max": self.max_lrs[group]}
+            values["min"] = self.min_lrs[group]
         start = 0.0
         for k, (end, lr_from, lr_to, m_from, m_to) in enumerate(self.phases):
             if count <= end or k == len(self.phases) - 1:
                 pct = (count - start) / (end - start)
-                a, b = (values[m_from], values[m_to]) if momentum else (values[lr_from], values[lr_to])
+                a, b = (m_from, m_to) if momentum else (lr_from, lr_to)
+                a, b = values[a], values[b]
                 if self.anneal_strategy == "cos":
                     return b + (a - b) / 2.0 * (math.cos(math.pi * pct) + 1)
                 return (b - a) * pct + a
@@ -309,8 +320,11 @@ class SequentialLR(Schedule):
                 f"SequentialLR: {len(schedulers)} schedules need {len(schedulers) - 1} milestones, "
                 f"got {len(milestones)}"
             )
-        if not all(type(m) is int and m >= 1 for m in milestones) or milestones != sorted(set(milestones)):
-            raise ValueError(f"SequentialLR: milestones must be increasing whole numbers >= 1, got {milestones}")
+        whole = all(type(m) is int and m >= 1 for m in milestones)
+        if not whole or milestones != sorted(set(milestones)):
+            raise ValueError(
+                f"SequentialLR: milestones must be increasing whole numbers >= 1, got {milestones}"
+            )
         self.schedulers, self.milestones = schedulers, milestones
         self.base_lrs = list(schedulers[0].base_lrs)
         for s in schedulers:
@@ -360,7 +374,8 @@ class ReduceLROnPlateau:
     ):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(
-                f"ReduceLROnPlateau: expected a tinygrad_np optimizer, got {type(optimizer).__name__}"
+                f"ReduceLROnPlateau: expected a tinygrad_np optimizer, got "
+                f"{type(optimizer).__name__}"
             )
         if mode not in ("min", "max"):
             raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
@@ -372,7 +387,9 @@ class ReduceLROnPlateau:
             raise ValueError(f"ReduceLROnPlateau: factor must be in [0, 1), got {factor}")
         for name, n in (("patience", patience), ("cooldown", cooldown)):
             if type(n) is not int or n < 0:
-                raise ValueError(f"ReduceLROnPlateau: {name} must be a whole number >= 0, got {n!r}")
+                raise ValueError(
+                    f"ReduceLROnPlateau: {name} must be a whole number >= 0, got {n!r}"
+                )
         self.optimizer, self.mode, self.factor = optimizer, mode, float(factor)
         self.patience, self.cooldown, self.eps = patience, cooldown, float(eps)
         self.threshold, self.threshold_mode = float(threshold), threshold_mode
@@ -393,12 +410,16 @@ class ReduceLROnPlateau:
         return a > best * (th + 1.0) if self.threshold_mode == "rel" else a > best + th
 
     def _advance(self, metric) -> None:
-        if np.size(metric) != 1 or isinstance(metric, (str, bytes)):
+        try:
+            if np.size(metric) != 1 or isinstance(metric, (str, bytes)):
+                raise ValueError
+            current = float(np.asarray(metric).reshape(()))
+        except (TypeError, ValueError):
+            shown = np.shape(metric) if np.size(metric) != 1 else repr(metric)[:40]
             raise ValueError(
                 f"ReduceLROnPlateau.step: the metric must be one number (a float or a size-1 "
-                f"tensor), got {np.shape(metric) if np.size(metric) != 1 else repr(metric)[:40]}"
-            )
-        current = float(np.asarray(metric).reshape(()))
+                f"tensor), got {shown}"
+            ) from None
         self.count += 1
         if self._is_better(current):
             self.best, self.num_bad_epochs = current, 0
