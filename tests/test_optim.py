@@ -336,7 +336,13 @@ def test_param_group_errors_name_the_optimizer_the_group_and_the_fix():
     with pytest.raises(ValueError, match=r"RMSprop: alpha and eps and weight_decay and momentum "
                        r"must be >= 0, got momentum=-0.5"):
         optim.RMSprop([a], momentum=-0.5)
+    with pytest.raises(TypeError, match=r"SGD param group 0: every parameter must be a Tensor "
+                       r"with requires_grad=True, got 3"):
+        optim.SGD([{"params": 3}], lr=0.1)
     opt = optim.SGD([a], lr=0.1)
+    with pytest.raises(ValueError, match=r"SGD param group 1: momentum and weight_decay must be "
+                       r">= 0, got -1"):
+        opt.add_param_group({"params": [b], "momentum": -1})
     with pytest.raises(ValueError, match=r"SGD: a parameter \(shape \(1,\)\) is in param groups 0 and 1"):
         opt.add_param_group({"params": [a]})
     with pytest.raises(TypeError, match=r"SGD.add_param_group: a param group is a dict with a "

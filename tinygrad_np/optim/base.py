@@ -53,7 +53,13 @@ class Optimizer:
                 f"got a {type(params).__name__}; wrap it in a list ([...]) or pass "
                 f"model.parameters()"
             )
-        items = list(params)
+        try:
+            items = list(params)
+        except TypeError:
+            raise TypeError(
+                f"{type(self).__name__}: params must be a list of Tensors or of param-group dicts, "
+                f"got {params!r:.60}"
+            ) from None
         if not items:
             raise ValueError(
                 f"{type(self).__name__} got no parameters; did you pass model.parameters()?"
@@ -78,7 +84,7 @@ class Optimizer:
         """Add a dict with 'params' (a Tensor or a list of them) and any hyperparameters; the
         constructor's values fill the rest. Its step count starts at 0 (bias corrections afresh)."""
         name, k = type(self).__name__, len(self.param_groups)
-        where = f"{name} param group {k}" if self._grouped else name
+        where = f"{name} param group {k}" if self._grouped or k else name
         if not isinstance(group, dict) or "params" not in group:
             raise TypeError(
                 f"{name}.add_param_group: a param group is a dict with a 'params' entry, "
@@ -93,7 +99,9 @@ class Optimizer:
                 f"({', '.join(self.hyperparameters)})"
             )
         params = group["params"]
-        params = [params] if isinstance(params, Tensor) else list(params)
+        if isinstance(params, (Tensor, str, bytes, dict)) or not hasattr(params, "__iter__"):
+            params = [params]  # a Tensor, or something the check below names
+        params = list(params)
         unique = list({id(p): p for p in params}.values())  # dicts keep insertion order
         if not unique:
             raise ValueError(f"{where} has no parameters")
