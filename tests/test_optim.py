@@ -621,3 +621,18 @@ def test_a_malformed_param_groups_entry_is_named():
     with pytest.raises(ValueError, match=r"SGD.load_state_dict: param_groups=\[\{'params': 3\}\] is "
                        r"not a list of dicts each with a 'params' list; the state is corrupt"):
         opt.load_state_dict({**opt.state_dict(), "param_groups": [{"params": 3}]})
+
+
+def test_nadam_recomputes_its_momentum_product_for_a_state_without_it():
+    p = param([1.0, -1.0])
+    opt = optim.NAdam([p], momentum_decay=0.05)
+    for g in GRADS:
+        p.grad = np.asarray(g)
+        opt.step()
+    state = {k: v for k, v in opt.state_dict().items() if k != "mu_product"}
+    again = optim.NAdam([param([1.0, -1.0])], momentum_decay=0.05)
+    again.load_state_dict(state)
+    np.testing.assert_allclose(again.mu_product, opt.mu_product, rtol=1e-15)
+    with pytest.raises(ValueError, match=r"NAdam.load_state_dict: mu_product=\[1.0, 2.0\] is not "
+                       r"one number per param group \(1\)"):
+        again.load_state_dict({**state, "mu_product": [1.0, 2.0]})
