@@ -42,6 +42,16 @@ OPTIMIZERS = {
     ),
     "adam": lambda ps: optim.Adam(ps, lr=1e-2),
     "adamw": lambda ps: optim.AdamW(ps, lr=1e-2, weight_decay=0.1),
+    "rmsprop_centered_momentum": lambda ps: optim.RMSprop(
+        ps, lr=1e-3, momentum=0.9, centered=True, weight_decay=1e-3
+    ),
+    "adagrad": lambda ps: optim.Adagrad(ps, lr=0.05, lr_decay=1e-3, initial_accumulator_value=0.1),
+    "adamax": lambda ps: optim.Adamax(ps, lr=1e-2, weight_decay=1e-3),
+    "nadam_groups": lambda ps: optim.NAdam(
+        [{"params": ps[:2]}, {"params": ps[2:], "lr": 5e-3, "decoupled_weight_decay": True}],
+        lr=1e-2,
+        weight_decay=1e-2,
+    ),
 }
 
 
@@ -82,6 +92,55 @@ def test_dropout_masks_are_drawn_anew_and_a_cosine_schedule_is_read_every_call(p
     for a, b in zip(w_replay, w_eager):
         np.testing.assert_array_equal(a, b)
     assert len(set(map(float, replay[2:12]))) > 5  # the losses move: the masks are not replayed
+
+
+def plateau_step(model, opt, x, y, schedule):
+    loss = example_step(model, opt, x, y)
+    schedule.step(loss)  # the loss tensor: its value each call is what the schedule reads
+    return loss
+
+
+SCHEDULES = {
+    "one_cycle_sgd_groups": (
+        lambda ps: optim.SGD([{"params": ps[:2], "lr": 0.05}, {"params": ps[2:]}], lr=0.1),
+        lambda o: optim.OneCycleLR(o, max_lr=[0.2, 0.1], total_steps=60),
+        example_step,
+    ),
+    "warmup_then_decay_adam": (
+        OPTIMIZERS["adam"],
+        lambda o: optim.SequentialLR(
+            o, [optim.LinearLR(o, start_factor=0.1, total_iters=10), optim.ExponentialLR(o, 0.97)], [10]
+        ),
+        example_step,
+    ),
+    "plateau_rmsprop": (
+        lambda ps: optim.RMSprop(ps, lr=1e-2),
+        lambda o: optim.ReduceLROnPlateau(o, patience=1, threshold=0.05, cooldown=1),
+        plateau_step,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_new_schedules_are_replayed_every_call(name):
+    make_opt, make_sched, step_fn = SCHEDULES[name]
+    xs, ys = batches()
+    results = []
+    for jitted in (False, True):
+        model = mlp()
+        opt = make_opt(model.parameters())
+        sched = make_sched(opt)
+        fn = tg.jit(step_fn) if jitted else step_fn
+        losses = [fn(model, opt, xs[i % 10], ys[i % 10], sched).data.copy() for i in range(60)]
+        lrs = [g["lr"] for g in opt.param_groups]
+        results.append((np.array(losses), [p.data.copy() for p in model.parameters()], lrs, fn))
+    (eager, w_eager, lr_eager, _), (replay, w_replay, lr_replay, fn) = results
+    assert fn.captures == 2
+    np.testing.assert_array_equal(replay, eager)
+    for a, b in zip(w_replay, w_eager):
+        np.testing.assert_array_equal(a, b)
+    assert lr_replay == lr_eager
+    assert lr_eager != [g["lr"] for g in make_opt(mlp().parameters()).param_groups]  # it moved
 
 
 def plain_run(passes, steps=200, also_return_logp=False):
