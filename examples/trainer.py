@@ -63,29 +63,28 @@ COMMON_DEFAULTS = {
 }
 PATHS = ("data_dir", "train_csv", "test_csv")
 
-_NUMBER = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number")
-_INT = (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer")
-_OPTIONAL_STR = (lambda v: v is None or isinstance(v, str), "a string or null")
+NUMBER = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number")
+INT = (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer")
+OPTIONAL_STR = (lambda v: v is None or isinstance(v, str), "a string or null")
 INT_LIST = (
-    lambda v: isinstance(v, list) and v and all(_INT[0](n) for n in v),
+    lambda v: isinstance(v, list) and v and all(INT[0](n) for n in v),
     "a list of ints",
 )
-NUMBER, INT = _NUMBER, _INT
 BOOL = (lambda v: isinstance(v, bool), "true or false")
 COMMON_TYPES = {
     "dataset": (lambda v: v in DATASETS, "a dataset name"),
-    "data_dir": _OPTIONAL_STR,
-    "train_csv": _OPTIONAL_STR,
-    "test_csv": _OPTIONAL_STR,
-    "label_column": _OPTIONAL_STR,
+    "data_dir": OPTIONAL_STR,
+    "train_csv": OPTIONAL_STR,
+    "test_csv": OPTIONAL_STR,
+    "label_column": OPTIONAL_STR,
     "optimizer": (lambda v: v in ("sgd", "adam"), "sgd or adam"),
-    "lr": _NUMBER,
-    "momentum": _NUMBER,
-    "weight_decay": _NUMBER,
-    "epochs": _INT,
-    "batch_size": _INT,
+    "lr": NUMBER,
+    "momentum": NUMBER,
+    "weight_decay": NUMBER,
+    "epochs": INT,
+    "batch_size": INT,
     "augment": BOOL,
-    "seed": _INT,
+    "seed": INT,
 }
 RECORD = ("epoch", "loss", "lr", "train_accuracy", "test_accuracy")  # in every history entry
 OPTIONAL_SETTINGS = {"label_column"}  # added after version 1 of the trainer's checkpoints
@@ -368,7 +367,7 @@ def resumed_settings(ex: Example, ckpt: tg.Checkpoint) -> dict:
             raise tg.CheckpointError(
                 f"{path}: the recorded setting {key}={settings[key]!r:.60} is not {what}"
             )
-    if not (_INT[0](extra.get("epoch")) and 0 <= extra["epoch"] <= settings["epochs"]):
+    if not (INT[0](extra.get("epoch")) and 0 <= extra["epoch"] <= settings["epochs"]):
         raise tg.CheckpointError(
             f"{path}: the recorded epoch {extra.get('epoch')!r:.40} is not a whole number of "
             f"epochs between 0 and the run's {settings['epochs']}"
@@ -376,7 +375,7 @@ def resumed_settings(ex: Example, ckpt: tg.Checkpoint) -> dict:
     history = extra.get("history")
     if not (
         isinstance(history, list)
-        and all(isinstance(h, dict) and all(_NUMBER[0](h.get(k)) for k in RECORD) for h in history)
+        and all(isinstance(h, dict) and all(NUMBER[0](h.get(k)) for k in RECORD) for h in history)
         and [h["epoch"] for h in history] == list(range(1, extra["epoch"] + 1))
     ):
         raise tg.CheckpointError(
@@ -386,8 +385,8 @@ def resumed_settings(ex: Example, ckpt: tg.Checkpoint) -> dict:
     schedule = extra.get("schedule")
     if not (
         isinstance(schedule, dict)
-        and _INT[0](schedule.get("count"))
-        and _NUMBER[0](schedule.get("base_lr"))
+        and INT[0](schedule.get("count"))
+        and NUMBER[0](schedule.get("base_lr"))
     ):
         raise tg.CheckpointError(f"{path}: the recorded 'schedule' is not a cosine schedule state")
     try:
