@@ -681,3 +681,71 @@ def test_deadline_bounds_a_server_that_trickles_its_headers(serve, tmp_path):
     with pytest.raises(DownloadError, match=r"gave up after 1 s \(deadline\); no response yet"):
         data.download("mnist", cache=tmp_path, mirrors=[url], checksums=md5s, timeout=5, deadline=1)
     assert cache_files(tmp_path) == []
+
+
+# --- the files a system package installs (Debian's dataset-fashion-mnist) ---
+
+
+def test_system_files_come_before_the_cache_and_any_download(server, tmp_path):
+    system, cache = tmp_path / "system", tmp_path / "cache"
+    arrays = write_mnist_dir(system / "fashion-mnist", n_train=9, n_test=4, seed=1)
+    files, md5s = fake_mnist_files()  # a different, complete cache
+    for name, body in files.items():
+        (cache / "fashion-mnist").mkdir(parents=True, exist_ok=True)
+        (cache / "fashion-mnist" / name).write_bytes(body)
+    d = data.load_mnist(
+        "fashion-mnist", system_dir=system, cache=cache, checksums=md5s, mirrors=[server.url]
+    )
+    assert (d.name, len(d.y_train), len(d.y_test)) == ("fashion-mnist", 9, 4)
+    np.testing.assert_array_equal(d.x_test, arrays["test_images"])
+    assert str(system / "fashion-mnist") in d.source and "dataset-fashion-mnist" in d.source
+    assert server.hits == []
+    # no system files (or system_dir=None): the cache, as before
+    for where in (tmp_path / "nowhere", None):
+        d = data.load_mnist("fashion-mnist", system_dir=where, cache=cache, checksums=md5s)
+        assert len(d.y_train) == 8 and "from the cache" in d.source
+
+
+def test_an_incomplete_system_folder_is_passed_over(tmp_path):
+    system = tmp_path / "system"
+    write_mnist_dir(system / "fashion-mnist")
+    (system / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert data.system_folder("fashion-mnist", system) is None
+    with pytest.raises(DownloadError, match="apt-get install dataset-fashion-mnist"):
+        data.load_mnist("fashion-mnist", system_dir=system, cache=tmp_path / "c", mirrors=[])
+
+
+def test_a_failed_fashion_download_names_the_package(server, tmp_path):
+    with pytest.raises(DownloadError) as caught:
+        data.load_mnist(
+            "fashion-mnist",
+            system_dir=tmp_path / "none",
+            cache=tmp_path / "c",
+            mirrors=[server.url + "missing/"],
+            timeout=2,
+        )
+    message = str(caught.value)
+    assert "failed on every mirror" in message and "404" in message
+    assert f"apt-get install dataset-fashion-mnist (into {tmp_path / 'none' / 'fashion-mnist'})" in (
+        message
+    )
+    with pytest.raises(DownloadError) as caught:  # MNIST has no such package: no hint
+        data.load_mnist(
+            "mnist", system_dir=None, cache=tmp_path / "c", mirrors=[server.url], timeout=2
+        )
+    assert "apt-get" not in str(caught.value)
+
+
+@pytest.mark.skipif(
+    data.system_folder("fashion-mnist") is None,
+    reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)",
+)
+def test_the_installed_fashion_mnist():
+    d = data.load_mnist("fashion-mnist", mirrors=[], cache="/nonexistent")  # no cache, no download
+    assert d.name == "fashion-mnist" and "/usr/share/datasets/fashion-mnist" in d.source
+    assert d.x_train.shape == (60000, 28, 28) and d.x_test.shape == (10000, 28, 28)
+    assert d.x_train.dtype == np.uint8 and d.y_train.shape == (60000,)
+    for labels in (d.y_train, d.y_test):
+        assert labels.min() == 0 and labels.max() == 9
+    np.testing.assert_array_equal(np.bincount(d.y_test), [1000] * 10)  # balanced classes
+    assert len(data.CLASSES["fashion-mnist"]) == 10

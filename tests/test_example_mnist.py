@@ -1,6 +1,7 @@
 """The MNIST example end to end (subprocesses on the bundled sample; no network, no timing asserts)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,52 @@ def test_plot(tmp_path):
 def test_eval_only_needs_load():
     result = run("--eval-only")
     assert result.returncode == 2 and "--eval-only needs --load PATH" in result.stderr
+
+
+def write_fashion(system, n_train=40, n_test=10):
+    """A tiny 'installed' Fashion-MNIST: real digits from the sample, in system/fashion-mnist."""
+    d = data.load_mnist("sample")
+    folder = system / "fashion-mnist"
+    for key, array in (
+        ("train_images", d.x_train[:n_train]),
+        ("train_labels", d.y_train[:n_train].astype(np.uint8)),
+        ("test_images", d.x_test[:n_test]),
+        ("test_labels", d.y_test[:n_test].astype(np.uint8)),
+    ):
+        data.write_idx(folder / (data.FILES[key] + ".gz"), array)
+
+
+def test_dataset_fashion_mnist_reads_the_system_files(tmp_path):
+    write_fashion(tmp_path / "system")
+    env = {**os.environ, "TINYGRAD_NP_SYSTEM_DATA": str(tmp_path / "system")}
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--dataset", "fashion-mnist", "--epochs", "1", "--hidden",
+         "8", "--no-progress", "--json", str(tmp_path / "m.json")],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first == (
+        f"data: full fashion-mnist from {tmp_path / 'system' / 'fashion-mnist'} "
+        "(the system package dataset-fashion-mnist)"
+    )
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert (m["dataset"], m["n_train"], m["n_test"]) == ("fashion-mnist", 40, 10)
+
+
+def test_fashion_mnist_is_normalised_with_its_own_statistics():
+    sys.path.insert(0, str(SCRIPT.parent))
+    import mnist_mlp
+    import trainer
+
+    images = data.load_mnist("sample").x_train
+    for name, (mean, std) in (("fashion-mnist", (0.2860, 0.3530)), ("sample", (0.1307, 0.3081))):
+        fake = data.MNIST(images, None, images, None, name, "")
+        assert trainer.stats_of(fake) == (mean, std)
+        x = trainer.preprocess(mnist_mlp.EXAMPLE, images[:2], trainer.stats_of(fake))
+        assert x.dtype == np.float32 and x.shape == (2, 784)
+        np.testing.assert_allclose(x, (images[:2].reshape(2, -1) / 255 - mean) / std, rtol=1e-5)
+    if data.system_folder("fashion-mnist") is not None:  # the real files: mean 0, std 1
+        real = data.load_mnist("fashion-mnist", mirrors=[], cache="/nonexistent")
+        x = trainer.preprocess(mnist_mlp.EXAMPLE, real.x_train[:20000], (0.2860, 0.3530))
+        assert abs(float(x.mean())) < 0.01 and abs(float(x.std()) - 1) < 0.01

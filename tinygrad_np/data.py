@@ -6,7 +6,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .datasets import FILES, MNIST, SAMPLE_DIR, load_csv, load_idx_dir, load_mnist, load_sample
+from .datasets import (
+    CLASSES,
+    FILES,
+    MNIST,
+    SAMPLE_DIR,
+    SYSTEM_DIR,
+    load_csv,
+    load_idx_dir,
+    load_mnist,
+    load_sample,
+    system_folder,
+)
 from .datasets.remote import CHECKSUMS, MIRRORS, DownloadError, cache_dir, cached, download
 from .io.files import DataError, atomic_write
 from .io.idx import read_idx, write_idx
@@ -18,6 +29,7 @@ __all__ = [
     "cache_dir",
     "cached",
     "CHECKSUMS",
+    "CLASSES",
     "DataError",
     "download",
     "DownloadError",
@@ -32,6 +44,8 @@ __all__ = [
     "read_idx",
     "read_mnist_csv",
     "SAMPLE_DIR",
+    "SYSTEM_DIR",
+    "system_folder",
     "write_idx",
 ]
 

@@ -1,5 +1,6 @@
-"""MNIST and Fashion-MNIST: the bundled sample, a folder of IDX files, CSV files, or a
-checksum-verified download into a cache (datasets/remote.py)."""
+"""MNIST and Fashion-MNIST: the bundled sample, a folder of IDX files, CSV files, the files a
+system package installs (Debian's dataset-fashion-mnist), or a checksum-verified download into a
+cache (datasets/remote.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,27 @@ FILES = {
 }
 
 SAMPLE_DIR = Path(__file__).parent
+
+# Where system packages install data sets, one folder per name: Debian's dataset-fashion-mnist puts
+# the four IDX files of Fashion-MNIST in /usr/share/datasets/fashion-mnist.
+SYSTEM_DIR = Path("/usr/share/datasets")
+PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}  # the Debian package of each data set
+
+# The names of the ten classes, by label (MNIST's are its digits).
+CLASSES = {
+    "fashion-mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
+}
 
 
 @dataclass
@@ -90,6 +112,27 @@ def load_idx_dir(directory, name: str = "idx-dir", why: str = "") -> MNIST:
     return MNIST(xtr, ytr, xte, yte, name, why or f"IDX files from {directory}")
 
 
+def system_folder(dataset: str, system_dir=SYSTEM_DIR) -> Path | None:
+    """system_dir/dataset when it holds all four IDX files (gzip or raw), else None."""
+    if system_dir is None:
+        return None
+    folder = Path(system_dir) / dataset
+    try:
+        for stem in FILES.values():
+            _find(folder, stem)
+    except DataError:
+        return None
+    return folder
+
+
+def _install_hint(dataset: str, system_dir) -> str:
+    package = PACKAGES.get(dataset)
+    if package is None:
+        return ""
+    where = Path(system_dir if system_dir is not None else SYSTEM_DIR) / dataset
+    return f"; or install it from your system's packages: apt-get install {package} (into {where})"
+
+
 def load_sample() -> MNIST:
     """The bundled 8,000-digit MNIST sample: 6,000 train and 2,000 test (see datasets/README.md)."""
     return load_idx_dir(
@@ -136,11 +179,15 @@ def load_mnist(
     checksums: dict[str, str] | None = None,
     deadline: float | None = None,
     progress: bool = True,
+    system_dir=SYSTEM_DIR,
 ) -> MNIST:
     """MNIST from the first source that applies, with a one-line reason in .source:
 
     - data_dir: a folder with the four IDX files; train_csv (+ test_csv): CSV files;
-    - dataset 'mnist' / 'fashion-mnist': the cache, else a download (errors if that fails), with
+    - dataset 'mnist' / 'fashion-mnist': system_dir/<dataset> when it holds the four IDX files
+      (Debian's dataset-fashion-mnist installs /usr/share/datasets/fashion-mnist; None: do not
+      look), else the cache, else a download (errors if that fails; for Fashion-MNIST the error
+      names the package to install), with
       `timeout` seconds per network operation and `deadline` seconds per file (None: download's
       default, 300 s);
     - 'sample': the bundled 8,000-digit sample;
@@ -164,11 +211,21 @@ def load_mnist(
     if dataset == "sample":
         return load_sample()
     target = "mnist" if dataset == "auto" else dataset
+    folder = system_folder(target, system_dir)
+    if folder is not None:
+        package = PACKAGES.get(target)
+        why = f" (the system package {package})" if package else ""
+        return load_idx_dir(folder, target, f"full {target} from {folder}{why}")
     folder = cached(target, cache, checksums)
     if folder is not None:
         return load_idx_dir(folder, target, f"full {target} from the cache {folder}")
     auto = dataset == "auto"
     n_mirrors = len(MIRRORS[target] if mirrors is None else mirrors) or 1
+    if not (MIRRORS[target] if mirrors is None else mirrors) and not auto:
+        raise DownloadError(
+            f"{target} is not installed or cached, and no download source is configured"
+            + _install_hint(target, system_dir)
+        )
     if auto and deadline is None:  # a trickling mirror is as unreachable as a dead one
         deadline = timeout
     try:  # auto: one try per mirror, sharing `timeout` between them, so offline fails in ~timeout
@@ -184,6 +241,9 @@ def load_mnist(
         )
     except (DownloadError, OSError) as e:
         if dataset != "auto":
+            hint = _install_hint(target, system_dir)
+            if hint and isinstance(e, DownloadError):
+                raise DownloadError(f"{e}{hint}") from None
             raise
         sample = load_sample()
         sample.source += f"; full MNIST is not cached and could not be downloaded ({_short(e)})"
