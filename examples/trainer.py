@@ -251,6 +251,11 @@ def build_parser(ex: Example) -> Parser:
         help="picture of the run (.png, .pdf or .svg; needs matplotlib)",
     )
     io.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
+    io.add_argument(
+        "--no-jit",
+        action="store_true",
+        help="run the training step eagerly instead of capturing and replaying it (tg.jit)",
+    )
     return p
 
 
@@ -760,6 +765,8 @@ def train(run: Run, data) -> None:
     x_test = preprocess(ex, data.x_test, stats)
     x_train_eval = preprocess(ex, data.x_train, stats)
     n_batches = -(-len(data.x_train) // args.batch_size)
+    # captured once per batch shape and replayed (the last partial batch has its own capture)
+    step = ex.step if args.no_jit else tg.jit(ex.step)
     for epoch in range(run.epoch + 1, args.epochs + 1):
         start = time.perf_counter()
         lr = opt.lr  # the rate this epoch trains at (the schedule steps after it)
@@ -773,7 +780,7 @@ def train(run: Run, data) -> None:
         )
         total_loss, seen = 0.0, 0
         for i, (xb, yb) in enumerate(bar):
-            value = ex.step(model, opt, xb, yb).item()
+            value = step(model, opt, xb, yb).item()
             if not math.isfinite(value):
                 raise NonFiniteLoss(
                     f"the loss became {value} in epoch {epoch}, step {i + 1}/{n_batches} "
