@@ -71,12 +71,18 @@ def test_cli_trains_saves_and_evaluates(tmp_path):
     assert json.loads((tmp_path / "eval.json").read_text())["test_accuracy"] == m["test_accuracy"]
 
 
-def test_same_seed_same_result(tmp_path):
-    for name in ("a", "b"):
-        assert run(*QUICK, "--seed", "3", "--json", tmp_path / f"{name}.json").returncode == 0
+def test_same_seed_same_result_and_the_replayed_step_equals_eager(tmp_path):
+    """The default run replays the step (tg.jit); --no-jit runs it eagerly: the same losses bit
+    for bit, every epoch, as a second default run."""
+    for name, extra in (("a", []), ("b", ["--no-jit"])):
+        args = [*QUICK, "--seed", "3", "--json", tmp_path / f"{name}.json", *extra]
+        assert run(*args).returncode == 0
+    assert run(*QUICK, "--seed", "3", "--json", tmp_path / "c.json").returncode == 0
+    c = json.loads((tmp_path / "c.json").read_text())
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("a", "b"))
     assert [e["loss"] for e in a["epochs"]] == [e["loss"] for e in b["epochs"]]
-    assert a["test_accuracy"] == b["test_accuracy"]
+    assert [e["loss"] for e in a["epochs"]] == [e["loss"] for e in c["epochs"]]
+    assert a["test_accuracy"] == b["test_accuracy"] == c["test_accuracy"]
 
 
 def test_cli_reads_csv_files(tmp_path):
