@@ -32,7 +32,7 @@ try:
 except ImportError:
     torch = None
 
-LR, MOMENTUM = 0.05, 0.9
+LR, MOMENTUM = 0.01, 0.9  # a rate at which random batches do not diverge (the loss check)
 
 
 def cnn(channels, hidden, rng):
