@@ -623,6 +623,9 @@ GRAD_CASES: dict[str, Case] = {
     "ReLU": Case(lambda a: a.relu(), one(arrays(away_from=(0.0,))), lambda a: a.relu()),
     "Tanh": Case(lambda a: a.tanh(), one(arrays()), lambda a: a.tanh()),
     "Sigmoid": Case(lambda a: a.sigmoid(), one(arrays(lo=-8, hi=8)), lambda a: a.sigmoid()),
+    # erf's three intervals (|x| <= 0.47, up to 4, beyond) all drawn: -5.5 to 5.5
+    "Erf": Case(lambda a: a.erf(), one(arrays(lo=-5.5, hi=5.5)), lambda a: torch.erf(a)),
+    "Erfc": Case(lambda a: a.erfc(), one(arrays(lo=-5.5, hi=5.5)), lambda a: torch.erfc(a)),
     "Cast": Case(lambda a: (a.astype(np.longdouble) * 3).astype(np.float64), one(arrays()), None),
     "Add": Case(lambda a, b: a + b, plain(broadcastable_pair()), lambda a, b: a + b),
     "Mul": Case(lambda a, b: a * b, plain(broadcastable_pair()), lambda a, b: a * b),
@@ -798,6 +801,11 @@ GRAD_CASES: dict[str, Case] = {
     ),
     "gelu": Case(
         lambda a: F.gelu(a),
+        one(arrays(lo=-5.0, hi=5.0)),
+        lambda a: torch.nn.functional.gelu(a),  # approximate="none": the exact erf form
+    ),
+    "gelu_tanh": Case(
+        lambda a: F.gelu(a, approximate="tanh"),
         one(arrays()),
         lambda a: torch.nn.functional.gelu(a, approximate="tanh"),
     ),

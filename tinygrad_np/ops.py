@@ -19,6 +19,8 @@ import numpy as np
 
 from ._shapes import normalize_axis
 
+TWO_OVER_SQRT_PI = 1.1283791670955126  # erf'(0)
+
 
 class Rule:
     """One call of a primitive: forward(xp, *inputs, **attrs) -> out, vjp(xp, g, out, *inputs).
@@ -231,6 +233,26 @@ class Log1p(Rule):
 
     def vjp(self, xp, g, out, x):
         return (g / (1 + x),)
+
+
+class Erf(Rule):
+    """out = erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt;  dx = g * 2/sqrt(pi) * exp(-x^2)"""
+
+    def forward(self, xp, x):
+        return xp.erf(x)
+
+    def vjp(self, xp, g, out, x):
+        return (g * (TWO_OVER_SQRT_PI * xp.exp(-(x * x))),)
+
+
+class Erfc(Rule):
+    """out = erfc(x) = 1 - erf(x), exact for large x;  dx = -g * 2/sqrt(pi) * exp(-x^2)"""
+
+    def forward(self, xp, x):
+        return xp.erfc(x)
+
+    def vjp(self, xp, g, out, x):
+        return (g * (-TWO_OVER_SQRT_PI * xp.exp(-(x * x))),)
 
 
 class Step(Rule):

@@ -777,6 +777,16 @@ def apply(rule, *inputs, **attrs) -> Tensor:
     return Tensor._apply(rule, *(Tensor._lift(x) for x in inputs), **attrs)
 
 
+def erf(x) -> Tensor:
+    """The error function of a Tensor (or of a constant, as a Tensor of its dtype)."""
+    return Tensor._lift(x).erf()
+
+
+def erfc(x) -> Tensor:
+    """1 - erf(x), computed directly (exact where erf(x) is close to 1)."""
+    return Tensor._lift(x).erfc()
+
+
 def where(cond, x, y) -> Tensor:
     """x where cond else y, broadcasting all three; cond carries no gradient."""
     cond = np.asarray(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)
