@@ -41,6 +41,11 @@ def flip(x: np.ndarray, axis: int) -> np.ndarray:
     return np.flip(x, axis)
 
 
+def svd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The thin SVD (U, S, Vh) of the last two axes, S descending (LAPACK's gesdd via numpy)."""
+    return np.linalg.svd(x, full_matrices=False)
+
+
 def value(x: np.ndarray) -> np.ndarray:
     """The ndarray behind x (here x itself): what detect_anomaly() checks."""
     return x
