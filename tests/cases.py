@@ -644,6 +644,8 @@ def _t_inner(a, b):
 EINSUM_SPECS = [
     "ij,jk->ik", "ij->ji", "ii->i", "ii->", "ij->j", "ij,ij->ij", "i,j->ij", "bij,bjk->bik",
     "...ij,...jk->...ik", "iij,jk->ik", "ijk,ikl->jl", "i,i->", "ij,j->i", "...i->i...",
+    "ij,jk", "ba,ac", "ii", "...ij,...jk", "ij,jk,kl->il", "ij,jk,kl", "i,i,i->", "ij,j,ii->j",
+    "bij,bjk,bkl->bli", "a,b,c,d->dcba",
 ]  # fmt: skip
 
 

@@ -926,7 +926,8 @@ def kron(a, b) -> Tensor:
 
 
 def einsum(subscripts: str, *operands) -> Tensor:
-    """np.einsum in explicit mode ('ij,jk->ik', '...ij,...jk->...ik'), one or two operands."""
+    """np.einsum: explicit ('ij,jk->ik', '...ij,...jk->...ik') or implicit ('ij,jk') subscripts,
+    any number of operands (contracted pairwise from the left)."""
     ref = next((t for t in operands if isinstance(t, Tensor) and _is_float(t.dtype)), None)
     lifted = [Tensor._lift(t, None if ref is None else ref.dtype) for t in operands]
     if len({t.dtype for t in lifted}) > 1 and all(_is_float(t.dtype) for t in lifted):
