@@ -7,7 +7,7 @@ import pytest
 from numpy.exceptions import AxisError
 
 import tinygrad_np as tg
-from tinygrad_np import Tensor
+from tinygrad_np import Tensor, ops
 
 X = np.array([[[0.5, -1.0, 2.0, 0.0], [3.0, 1.5, -2.5, 1.0], [-0.5, 2.5, 1.0, -3.0]]] * 2)
 X[1] *= -0.5
@@ -281,3 +281,10 @@ ERRORS = [
 def test_errors_name_the_op_and_the_fix(call, error, message):
     with pytest.raises(error, match=message):
         call(Tensor(X, dtype=np.float64))
+
+
+def test_the_svd_rule_names_a_bad_part_and_a_non_matrix():
+    with pytest.raises(ValueError, match=r"svd: unknown part 'V'; choose one of \['U', 'S', 'Vh'\]"):
+        tg.apply(ops.Svd, Tensor(np.eye(2)), part="V")
+    with pytest.raises(ValueError, match=r"svd: needs a matrix .* got shape \(3,\)"):
+        tg.apply(ops.Svd, Tensor(np.ones(3)), part="S")
