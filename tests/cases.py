@@ -544,6 +544,51 @@ def _t_norm(a, ord, axis, keepdims):
     return torch.linalg.norm(a, ord, axis, keepdims)
 
 
+@st.composite
+def spread_matrices(draw):
+    """(batch..., m, n) matrices, m and n from 1 to 4, whose singular values are at least 0.25 apart
+    and at least 0.75: a random orthonormal pair with chosen values (the SVD's gradient divides by
+    s_i^2 - s_j^2, and by s_i where m != n)."""
+    batch = tuple(draw(st.lists(st.integers(1, 2), max_size=1)))
+    m, n = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    u, _, vh = np.linalg.svd(draw(arrays(batch + (m, n))), full_matrices=False)  # orthonormal even for zeros
+    gaps = draw(hnp.arrays(np.float64, batch + (min(m, n),), elements=floats64(0.25, 1.0)))
+    s = 0.5 + np.cumsum(gaps, axis=-1)[..., ::-1]
+    return (u * s[..., None, :]) @ vh
+
+
+@st.composite
+def svd_norm_case(draw):
+    """A spread matrix stack with its axes permuted: norm over the two matrix axes, either order."""
+    x = draw(spread_matrices())
+    perm = draw(st.permutations(range(x.ndim)))
+    rc = (perm.index(x.ndim - 2), perm.index(x.ndim - 1))
+    axis = rc if draw(st.booleans()) else rc[::-1]
+    ord = draw(st.sampled_from([2, -2, "nuc"]))
+    return (x.transpose(perm),), {"ord": ord, "axis": axis, "keepdims": draw(st.booleans())}
+
+
+def _sign_free(part, factor):
+    """U o U and Vh o Vh: the factors up to the signs of their columns, which are arbitrary."""
+    return factor if part == "S" else factor * factor
+
+
+def _t_svd(a, part):
+    u, s, vh = torch.linalg.svd(a, full_matrices=False)
+    return _sign_free(part, {"U": u, "S": s, "Vh": vh}[part])
+
+
+def _t_svd_uv(a):
+    u, s, vh = torch.linalg.svd(a, full_matrices=False)
+    w = torch.arange(1, s.shape[-1] + 1, dtype=a.dtype)
+    return (u * w) @ vh
+
+
+def _svd_uv(a):
+    u, vh = tg.apply(ops.Svd, a, part="U"), tg.apply(ops.Svd, a, part="Vh")
+    return (u * np.arange(1.0, u.shape[-1] + 1)) @ vh
+
+
 # --- linear algebra (tinygrad_np/linalg.py) ---
 
 
@@ -599,6 +644,8 @@ def _t_inner(a, b):
 EINSUM_SPECS = [
     "ij,jk->ik", "ij->ji", "ii->i", "ii->", "ij->j", "ij,ij->ij", "i,j->ij", "bij,bjk->bik",
     "...ij,...jk->...ik", "iij,jk->ik", "ijk,ikl->jl", "i,i->", "ij,j->i", "...i->i...",
+    "ij,jk", "ba,ac", "ii", "...ij,...jk", "ij,jk,kl->il", "ij,jk,kl", "i,i,i->", "ij,j,ii->j",
+    "bij,bjk,bkl->bli", "a,b,c,d->dcba",
 ]  # fmt: skip
 
 
@@ -623,6 +670,9 @@ GRAD_CASES: dict[str, Case] = {
     "ReLU": Case(lambda a: a.relu(), one(arrays(away_from=(0.0,))), lambda a: a.relu()),
     "Tanh": Case(lambda a: a.tanh(), one(arrays()), lambda a: a.tanh()),
     "Sigmoid": Case(lambda a: a.sigmoid(), one(arrays(lo=-8, hi=8)), lambda a: a.sigmoid()),
+    # erf's three intervals (|x| <= 0.47, up to 4, beyond) all drawn: -5.5 to 5.5
+    "Erf": Case(lambda a: a.erf(), one(arrays(lo=-5.5, hi=5.5)), lambda a: torch.erf(a)),
+    "Erfc": Case(lambda a: a.erfc(), one(arrays(lo=-5.5, hi=5.5)), lambda a: torch.erfc(a)),
     "Cast": Case(lambda a: (a.astype(np.longdouble) * 3).astype(np.float64), one(arrays()), None),
     "Add": Case(lambda a, b: a + b, plain(broadcastable_pair()), lambda a, b: a + b),
     "Mul": Case(lambda a, b: a * b, plain(broadcastable_pair()), lambda a, b: a * b),
@@ -798,6 +848,11 @@ GRAD_CASES: dict[str, Case] = {
     ),
     "gelu": Case(
         lambda a: F.gelu(a),
+        one(arrays(lo=-5.0, hi=5.0)),
+        lambda a: torch.nn.functional.gelu(a),  # approximate="none": the exact erf form
+    ),
+    "gelu_tanh": Case(
+        lambda a: F.gelu(a, approximate="tanh"),
         one(arrays()),
         lambda a: torch.nn.functional.gelu(a, approximate="tanh"),
     ),
@@ -1035,6 +1090,17 @@ GRAD_CASES: dict[str, Case] = {
     "norm": Case(
         lambda a, ord, axis, keepdims: a.norm(ord, axis, keepdims), norm_case(), _t_norm
     ),
+    "norm_svd": Case(
+        lambda a, ord, axis, keepdims: a.norm(ord, axis, keepdims), svd_norm_case(), _t_norm
+    ),
+    "Svd": Case(
+        lambda a, part: _sign_free(part, tg.apply(ops.Svd, a, part=part)),
+        spread_matrices().flatmap(
+            lambda x: st.sampled_from(ops.Svd.PARTS).map(lambda p: ((x,), {"part": p}))
+        ),
+        _t_svd,
+    ),
+    "svd_uv": Case(_svd_uv, one(spread_matrices()), _t_svd_uv),  # U diag(w) Vh: both factors
     # --- linear algebra (tinygrad_np/linalg.py) ---
     "tensordot": Case(
         lambda a, b, axes: tg.tensordot(a, b, axes),

@@ -2,10 +2,14 @@
 fmax/fmin, halves in round, the sign of mod and fmod, integer dtypes), zero gradients of the step
 functions, and every numpy ufunc with a rule equal to numpy on the same data."""
 
+import math
+
 import numpy as np
 import pytest
 
-from tinygrad_np import Tensor, numpy_api
+import tinygrad_np as tg
+from tinygrad_np import Tensor, nn, numpy_api
+from tinygrad_np.nn import functional as F
 
 
 def leaf(values, dtype=np.float64):
@@ -121,3 +125,50 @@ def test_two_operand_ops_name_themselves_on_bad_shapes():
     for call, name in [(a.arctan2, "arctan2"), (a.hypot, "hypot"), (a.fmax, "fmax")]:
         with pytest.raises(ValueError, match=name):
             call(b)
+
+
+# erf: Cody's three intervals (the edges 0.46875 and 4 included), the far tails, and specials
+ERF_POINTS = np.concatenate(
+    [np.linspace(-6.5, 6.5, 5201), [0.46875, -0.46875, 4.0, -4.0, 1e-300, -1e-20, 9.5, 26.0]]
+)
+
+
+@pytest.mark.parametrize("name", ["erf", "erfc"])
+def test_erf_and_erfc_are_accurate_to_float64_rounding(name):
+    expected = np.array([getattr(math, name)(v) for v in ERF_POINTS])
+    got = getattr(Tensor(ERF_POINTS, dtype=np.float64), name)().data
+    # math.erf/erfc are themselves within about 1 ulp; ours measured within 9e-16 of mpmath
+    np.testing.assert_allclose(got, expected, rtol=2e-15, atol=0)
+    specials = Tensor(np.array([np.inf, -np.inf, np.nan]), dtype=np.float64)
+    want = {"erf": [1.0, -1.0, np.nan], "erfc": [0.0, 2.0, np.nan]}[name]
+    np.testing.assert_array_equal(getattr(specials, name)().data, want)
+
+
+def test_erf_keeps_float32_and_erfc_has_no_cancellation():
+    x = Tensor(np.array([0.3, -1.7, 5.0], dtype=np.float32))
+    for out in (x.erf(), x.erfc(), np.float32(2) * x.erf()):
+        assert out.dtype == np.float32
+    np.testing.assert_allclose(x.erf().data, [0.32862675, -0.98379046, 1.0], rtol=3e-7)
+    # erfc(10) = 2.1e-45: 1 - erf(10) would be 0
+    np.testing.assert_allclose(Tensor(np.array([10.0]), dtype=np.float64).erfc().data,
+                               [2.088487583762545e-45], rtol=2e-15)  # fmt: skip
+
+
+def test_exact_gelu_is_the_default_and_the_tanh_form_is_within_5e_4():
+    x = Tensor(np.linspace(-4, 4, 81), dtype=np.float64)
+    exact = x.data * 0.5 * (1 + tg.erf(x.data / np.sqrt(2)).data)
+    np.testing.assert_allclose(F.gelu(x).data, exact, rtol=1e-15, atol=1e-16)
+    np.testing.assert_allclose(nn.GELU()(x).data, exact, rtol=1e-15, atol=1e-16)
+    tanh = F.gelu(x, approximate="tanh").data
+    np.testing.assert_array_equal(nn.GELU("tanh")(x).data, tanh)
+    assert 1e-4 < np.abs(tanh - exact).max() < 5e-4  # the two forms differ, slightly
+    # an MLP's "gelu" is the tanh form it has always been: saved checkpoints name it
+    np.testing.assert_array_equal(nn.ACTIVATIONS["gelu"](x).data, tanh)
+    assert repr(nn.GELU()) == "GELU(approximate='none')"
+
+
+def test_gelu_names_a_bad_approximate_and_the_choices():
+    with pytest.raises(ValueError, match=r"gelu: approximate must be 'none' or 'tanh', got 'erf'"):
+        F.gelu(Tensor([1.0]), approximate="erf")
+    with pytest.raises(ValueError, match=r"GELU: approximate must be 'none' or 'tanh', got True"):
+        nn.GELU(True)

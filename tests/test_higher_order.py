@@ -29,7 +29,7 @@ ELEMENTWISE = [
     "Neg", "Exp", "Log", "ReLU", "Tanh", "Sigmoid", "Cast", "Add", "Mul", "Div", "Pow", "Maximum",
     "Where", "sub", "rdiv_const", "pow_const", "rpow_const", "sqrt", "abs", "clip", "minimum",
     "clip_tensor_bounds",
-    "leaky_relu", "gelu", "softplus", "silu", "mish", "elu", "celu", "selu", "hardtanh", "relu6",
+    "leaky_relu", "gelu", "gelu_tanh", "Erf", "Erfc", "softplus", "silu", "mish", "elu", "celu", "selu", "hardtanh", "relu6",
     "hardsigmoid", "hardswish", "softsign", "square", "reciprocal", "rsqrt", "exp2", "log2",
     "log10", "logaddexp", "Sin", "Cos", "Arcsin", "Arctan", "Arcsinh", "Arccosh", "Arctanh",
     "Expm1", "Log1p", "Step", "Arctan2", "Hypot", "tan", "arccos", "sinh", "cosh", "ceil",

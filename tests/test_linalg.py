@@ -75,6 +75,24 @@ EINSUMS = [
     ("ji,jk->ki", (M, rng.standard_normal((3, 2)))),
     (" ij , j -> i ", (M, V)),
     ("...,...->...", (M, M)),
+    # implicit mode: the letters that appear once, sorted (capitals first), after any '...'
+    ("ij,jk", (M, M.T)),
+    ("ba,ac", (M, M.T)),
+    ("Ba,aC", (M, M.T)),
+    ("ii", (SQ,)),
+    ("ij,ij", (M, M)),
+    ("ji", (M,)),
+    ("i...", (M,)),
+    ("...ij,...jk", (A, rng.standard_normal((2, 4, 5)))),
+    # three and more operands, contracted from the left
+    ("ij,jk,kl->il", (M, M.T, M)),
+    ("ij,jk,kl", (M, M.T, M)),
+    ("i,i,i->", (V, V, V)),
+    ("i,j,k->kji", (V, V[:2], V)),
+    ("bij,bjk,bkl->bli", (A, rng.standard_normal((2, 4, 5)), rng.standard_normal((2, 5, 3)))),
+    ("ij,j,i,ii->", (SQ, V[:3], V[:3], SQ)),
+    ("...i,i...,j->...j", (rng.standard_normal((2, 4)), rng.standard_normal((4, 2)), V)),
+    ("ij,jl,lk->ik", (M, rng.standard_normal((4, 1)), rng.standard_normal((1, 2)))),
 ]
 
 
@@ -164,13 +182,19 @@ ERRORS = [
     (
         lambda: tg.einsum("ij,jk", T(M), T(M)),
         ValueError,
-        r"einsum: implicit mode .* write the output explicitly",
+        r"einsum: subscript 'j' labels dimensions of sizes 4 and 3 in 'ij,jk'",
     ),
     (
-        lambda: tg.einsum("ij,jk,kl->il", T(M), T(M.T), T(M)),
+        lambda: tg.einsum("ij,jk,kl->il", T(M), T(M.T), T(M.T)),
         ValueError,
-        r"einsum: 3 operands; give one or two",
+        r"einsum: subscript 'k' labels dimensions of sizes 3 and 4 in 'ij,jk,kl->il'",
     ),
+    (
+        lambda: tg.einsum("ij,jk,kl->il", T(M), T(M.T)),
+        ValueError,
+        r"einsum: 'ij,jk,kl->il' describes 3 operands but 2 were given",
+    ),
+    (lambda: tg.einsum("ij->j->i", T(M)), ValueError, r"einsum: 'ij->j->i' has more than one '->'"),
     (
         lambda: tg.einsum("ij,jk->ik", T(M)),
         ValueError,

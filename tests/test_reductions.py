@@ -7,7 +7,7 @@ import pytest
 from numpy.exceptions import AxisError
 
 import tinygrad_np as tg
-from tinygrad_np import Tensor
+from tinygrad_np import Tensor, ops
 
 X = np.array([[[0.5, -1.0, 2.0, 0.0], [3.0, 1.5, -2.5, 1.0], [-0.5, 2.5, 1.0, -3.0]]] * 2)
 X[1] *= -0.5
@@ -66,7 +66,7 @@ def test_vector_norms_match_numpy(ord, axis):
         np.testing.assert_allclose(out.data, np.linalg.norm(x, ord, axis, keepdims), rtol=1e-13)
 
 
-@pytest.mark.parametrize("ord", [None, "fro", 1, -1, np.inf, -np.inf])
+@pytest.mark.parametrize("ord", [None, "fro", 1, -1, np.inf, -np.inf, 2, -2, "nuc"])
 @pytest.mark.parametrize("axis", [(0, 1), (2, 0), (-1, -2), None])
 def test_matrix_norms_match_numpy(ord, axis):
     x = X if axis is not None else X[0]
@@ -101,6 +101,25 @@ def test_norm_of_zeros_has_zero_gradient_as_torch(ord):
     (g,) = tg.autograd.grad(w.norm(), w, create_graph=True)
     (h,) = tg.autograd.grad(g.sum(), w)
     assert np.all(np.isfinite(h.data))
+
+
+@pytest.mark.parametrize("ord", [2, "nuc"])
+def test_singular_value_norms_of_empty_matrices_are_zero_as_numpy(ord):
+    x = Tensor(np.zeros((3, 0, 2)), dtype=np.float64, requires_grad=True)
+    out = x.norm(ord, axis=(1, 2))
+    np.testing.assert_array_equal(out.data, np.linalg.norm(np.zeros((3, 0, 2)), ord, (1, 2)))
+    out.sum().backward()
+    assert x.grad.shape == (3, 0, 2)
+    with pytest.raises(ValueError, match=r"norm: ord=-2 of matrices of shape \(0, 2\) \(axes"):
+        x.norm(-2, axis=(1, 2))  # numpy: no identity for minimum
+
+
+def test_spectral_norm_shares_the_gradient_of_a_tied_largest_singular_value():
+    # the identity's singular values are all 1: the gradient is the mean of the u_i v_i^T, I / 2
+    # (as torch.linalg.matrix_norm, whose amax shares ties); its second derivative is undefined
+    x = Tensor(np.eye(2), dtype=np.float64, requires_grad=True)
+    x.norm(2).backward()
+    np.testing.assert_allclose(x.grad, np.eye(2) / 2, atol=1e-15)
 
 
 def test_count_norm_has_zero_gradient():
@@ -233,11 +252,11 @@ ERRORS = [
         r"norm: ord='fro' is a matrix norm; give two axes",
     ),
     (
-        lambda t: t.norm(2, axis=(0, 1)),
+        lambda t: t.norm(3, axis=(0, 1)),
         ValueError,
-        r"norm: matrix ord=2 is not supported \(it needs an SVD\)",
+        r"norm: matrix ord=3 is not a matrix norm; use None or 'fro', 'nuc', 1, -1, 2, -2, inf",
     ),
-    (lambda t: t.norm("nuc", axis=(0, 1)), ValueError, r"norm: matrix ord='nuc' is not supported"),
+    (lambda t: t.norm("nuclear", axis=(0, 1)), ValueError, r"norm: matrix ord='nuclear' is not"),
     (
         lambda t: t.norm(axis=(0, 1, 2)),
         ValueError,
@@ -262,3 +281,10 @@ ERRORS = [
 def test_errors_name_the_op_and_the_fix(call, error, message):
     with pytest.raises(error, match=message):
         call(Tensor(X, dtype=np.float64))
+
+
+def test_the_svd_rule_names_a_bad_part_and_a_non_matrix():
+    with pytest.raises(ValueError, match=r"svd: unknown part 'V'; choose one of \['U', 'S', 'Vh'\]"):
+        tg.apply(ops.Svd, Tensor(np.eye(2)), part="V")
+    with pytest.raises(ValueError, match=r"svd: needs a matrix .* got shape \(3,\)"):
+        tg.apply(ops.Svd, Tensor(np.ones(3)), part="S")

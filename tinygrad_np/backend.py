@@ -50,6 +50,11 @@ def flip(x: np.ndarray, axis: int) -> np.ndarray:
     return np.flip(x, axis)
 
 
+def svd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The thin SVD (U, S, Vh) of the last two axes, S descending (LAPACK's gesdd via numpy)."""
+    return np.linalg.svd(x, full_matrices=False)
+
+
 def value(x: np.ndarray) -> np.ndarray:
     """The ndarray behind x (here x itself): what detect_anomaly() checks."""
     return x
@@ -79,6 +84,103 @@ def scatter(g: np.ndarray, index, shape, basic: bool) -> np.ndarray:
     else:
         np.add.at(out, index, g)
     return out
+
+
+# --- the error function (numpy has none) ---
+
+# W. J. Cody's rational Chebyshev approximations (Math. Comp. 23 (1969), 631-637; the
+# coefficients of his CALERF): erf(x) = x P(x^2) / Q(x^2) for |x| <= 0.46875, erfc(x) =
+# exp(-x^2) P(x) / Q(x) up to 4, and erfc(x) = exp(-x^2) / x (1/sqrt(pi) - z P(z) / Q(z)) with
+# z = 1/x^2 beyond; within 1e-15 relative in float64 (measured against mpmath at 27,000 points:
+# erf 4.5e-16, erfc 8.3e-16; tests/test_elementwise.py checks 2e-15 against math.erf/erfc).
+_ERF_P = (3.16112374387056560, 113.864154151050156, 377.485237685302021, 3209.37758913846947)
+_ERF_Q = (23.6012909523441209, 244.024637934444173, 1282.61652607737228, 2844.23683343917062)
+_ERF_P0 = 0.185777706184603153  # the leading numerator coefficient
+_MID_P = (
+    0.564188496988670089, 8.88314979438837594, 66.1191906371416295, 298.635138197400131,
+    881.952221241769090, 1712.04761263407058, 2051.07837782607147, 1230.33935479799725,
+)  # fmt: skip
+_MID_Q = (
+    15.7449261107098347, 117.693950891312499, 537.181101862009858, 1621.38957456669019,
+    3290.79923573345963, 4362.61909014324716, 3439.36767414372164, 1230.33935480374942,
+)  # fmt: skip
+_MID_P0 = 2.15311535474403846e-8
+_TAIL_P = (0.305326634961232344, 0.360344899949804439, 0.125781726111229246,
+           0.0160837851487422766, 0.000658749161529837803)  # fmt: skip
+_TAIL_Q = (2.56852019228982242, 1.87295284992346725, 0.527905102951428412,
+           0.0605183413124413191, 0.00233520497626869185)  # fmt: skip
+_TAIL_P0 = 0.0163153871373020978
+_INV_SQRT_PI = 0.56418958354775628695
+
+
+def _ratio(z, p0, p, q):
+    """(((p0 z + p1) z + ...) z + p_n) / ((((z + q1) z + ...) z + q_n): Cody's evaluation order
+    (in place: these arrays are ours)."""
+    num, den = p0 * z, z + q[0]
+    np.add(num, p[0], out=num)
+    for a, b in zip(p[1:-1], q[1:-1]):
+        np.multiply(num, z, out=num)
+        np.add(num, a, out=num)
+        np.multiply(den, z, out=den)
+        np.add(den, b, out=den)
+    np.multiply(num, z, out=num)
+    np.add(num, p[-1], out=num)
+    np.multiply(den, z, out=den)
+    np.add(den, q[-1], out=den)
+    return np.divide(num, den, out=num)
+
+
+def _flat_float(x: np.ndarray) -> np.ndarray:
+    """x as a 1-D float array (integers: float64, as numpy's ufuncs): 0-d arithmetic would give
+    numpy scalars, which the in-place steps cannot write into."""
+    x = np.asarray(x)
+    return (x if x.dtype.kind == "f" else x.astype(np.float64)).reshape(-1)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """erf(x) in x's float dtype: Cody's first interval for |x| <= 0.46875, 1 - erfc beyond.
+
+    Beyond 4 the second interval's erfc is still within 1e-11 relative of erfc up to 7 (so 1e-27
+    absolute, far below erf's rounding), and erfc(6) < 2e-17 rounds 1 - erfc to 1: |x| is capped
+    at 6 and Cody's third interval is not needed. Both intervals are computed on every element
+    and the answer picked with where: cheaper than boolean indexing at a layer's sizes.
+    """
+    shape, x = np.shape(x), _flat_float(x)
+    y = np.abs(x)
+    z = x * x
+    np.minimum(z, 1.0, out=z)  # where inner is not used: keeps inf out of its ratio
+    inner = x * _ratio(z, _ERF_P0, _ERF_P, _ERF_Q)
+    y6 = np.minimum(y, 6.0)  # NaN stays NaN
+    tail = _ratio(y6, _MID_P0, _MID_P, _MID_Q)
+    np.multiply(tail, np.exp(-(y6 * y6)), out=tail)  # erfc(|x|): the rounding of y^2 costs < 1e-17
+    outer = np.copysign(1 - tail, x)
+    return np.where(y <= 0.46875, inner, outer).reshape(shape)
+
+
+def erfc(x: np.ndarray) -> np.ndarray:
+    """1 - erf(x) computed directly (no cancellation for large x), in x's float dtype: Cody's
+    three intervals, each evaluated on its own elements only (the third needs 1/x^2)."""
+    shape, x = np.shape(x), _flat_float(x)
+    y = np.abs(x)
+    out = np.empty_like(y)
+    small = y <= 0.46875
+    xs = x[small]
+    out[small] = 1 - xs * _ratio(xs * xs, _ERF_P0, _ERF_P, _ERF_Q)
+    big = ~small  # NaN included: it comes out NaN
+    if big.any():
+        yb = np.minimum(y[big], 30.0)  # erfc(30) is 0 even in float64 (so is erfc(inf)); NaN stays
+        mid = yb <= 4.0
+        r = np.empty_like(yb)
+        r[mid] = _ratio(yb[mid], _MID_P0, _MID_P, _MID_Q)
+        yt = yb[~mid]
+        z = 1 / (yt * yt)
+        r[~mid] = (_INV_SQRT_PI - z * _ratio(z, _TAIL_P0, _TAIL_P, _TAIL_Q)) / yt
+        # exp(-y^2) as exp(-h^2) exp(-(y - h)(y + h)), h = y rounded down to 1/16: h^2 is exact,
+        # so the rounding of y^2 (amplified by exp for large y) does not enter
+        h = np.trunc(yb * 16) / 16
+        r *= np.exp(-h * h) * np.exp(-(yb - h) * (yb + h))
+        out[big] = np.where(x[big] < 0, 2 - r, r)
+    return out.reshape(shape)
 
 
 # --- hot formulations, faster than the obvious numpy (each tested against it) ---

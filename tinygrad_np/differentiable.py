@@ -103,6 +103,11 @@ def flip(x: Tensor, axis: int) -> Tensor:
     return x.flip(axis)
 
 
+def svd(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The thin SVD's factors as recorded Svd nodes of x (each differentiable again)."""
+    return tuple(apply(ops.Svd, x, part=part) for part in ops.Svd.PARTS)
+
+
 def astype(x: Tensor, dtype) -> Tensor:
     return x.astype(dtype)
 

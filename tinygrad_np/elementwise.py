@@ -69,6 +69,17 @@ class Elementwise:
         """log(1 + x), exact near 0."""
         return self._apply(ops.Log1p, self)
 
+    # --- the error function ---
+
+    def erf(self):
+        """The error function, 2/sqrt(pi) * integral_0^x exp(-t^2) dt (accurate to float64
+        rounding; numpy has none)."""
+        return self._apply(ops.Erf, self)
+
+    def erfc(self):
+        """1 - erf(x), computed directly: exact where erf(x) is close to 1."""
+        return self._apply(ops.Erfc, self)
+
     # --- rounding and sign: zero gradient everywhere (as PyTorch) ---
 
     def floor(self):

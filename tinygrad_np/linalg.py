@@ -163,29 +163,30 @@ def _squash(x, labels: list[str], keep: set[str]):
     return x, labels
 
 
+def _implicit_output(spec: str) -> str:
+    """numpy's implicit output: '...' if any operand has it, then the letters that appear exactly
+    once in all the subscripts, in alphabetical (ASCII: capitals first) order."""
+    letters = [c for c in spec if c in string.ascii_letters]
+    once = sorted(c for c in set(letters) if letters.count(c) == 1)
+    return ("..." if "..." in spec else "") + "".join(once)
+
+
 def einsum(subscripts: str, *operands):
-    """np.einsum in explicit mode ('ij,jk->ik'), with one or two operands; '...' broadcasts."""
+    """np.einsum: explicit ('ij,jk->ik') or implicit ('ij,jk': the letters that appear once, sorted)
+    subscripts of any number of operands, contracted pairwise from the left; '...' broadcasts."""
     if not isinstance(subscripts, str):
         raise TypeError(
             f"einsum: the first argument must be the subscripts string, got "
             f"{type(subscripts).__name__}"
         )
     spec = subscripts.replace(" ", "")
-    if "->" not in spec:
-        raise ValueError(
-            f"einsum: implicit mode ({subscripts!r}, no '->') is not supported; write the output "
-            f"explicitly, as in 'ij,jk->ik'"
-        )
-    ins, out = spec.split("->", 1)
+    if spec.count("->") > 1:
+        raise ValueError(f"einsum: {subscripts!r} has more than one '->'")
+    ins, out = spec.split("->") if "->" in spec else (spec, _implicit_output(spec))
     ins = ins.split(",")
     if len(ins) != len(operands):
         raise ValueError(
             f"einsum: {subscripts!r} describes {len(ins)} operands but {len(operands)} were given"
-        )
-    if len(operands) not in (1, 2):
-        raise ValueError(
-            f"einsum: {len(operands)} operands; give one or two (chain two-operand einsums for "
-            f"more, e.g. einsum('ij,jk->ik', einsum('ij,jk->ik', a, b), c))"
         )
     ellipsis = "".join(ch for ch in string.ascii_letters if ch not in spec)
     labels = [
@@ -209,28 +210,31 @@ def einsum(subscripts: str, *operands):
                     f"{subscripts!r} (shapes {', '.join(str(o.shape) for o in operands)})"
                 )
             sizes[ch] = n if m == 1 else m
-    if len(operands) == 1:
-        x, lab = _squash(operands[0], labels[0], set(out_labels))
-        return x.transpose([lab.index(c) for c in out_labels]) if lab else x
-    (a, b), (la, lb) = operands, labels
-    a, la = _squash(a, la, set(out_labels) | set(lb))
-    b, lb = _squash(b, lb, set(out_labels) | set(la))
+    x, lab = _squash(operands[0], labels[0], set(out_labels).union(*labels[1:]))
+    for j in range(1, len(operands)):  # left to right; keep what the output or a later operand uses
+        x, lab = _contract(x, lab, operands[j], labels[j], set(out_labels).union(*labels[j + 1 :]))
+    return x.transpose([lab.index(c) for c in out_labels]) if lab else x
+
+
+def _contract(a, la: list[str], b, lb: list[str], keep: set[str]):
+    """The product of a and b summed over their shared letters that keep lacks, as one batched
+    matmul; the result's letters: the shared ones kept, then a's own, then b's own."""
+    a, la = _squash(a, la, keep | set(lb))
+    b, lb = _squash(b, lb, keep | set(la))
     # stretch size-1 dimensions that the other operand has larger (numpy broadcasts them)
-    a = a.expand(tuple(sizes[c] if c in lb else n for c, n in zip(la, a.shape)))
-    b = b.expand(tuple(sizes[c] if c in la else n for c, n in zip(lb, b.shape)))
-    batch = [c for c in la if c in lb and c in out_labels]
-    summed = [c for c in la if c in lb and c not in out_labels]
+    size = {c: max(a.shape[la.index(c)], b.shape[lb.index(c)]) for c in la if c in lb}
+    a = a.expand(tuple(size.get(c, n) for c, n in zip(la, a.shape)))
+    b = b.expand(tuple(size.get(c, n) for c, n in zip(lb, b.shape)))
+    batch = [c for c in la if c in lb and c in keep]
+    summed = [c for c in la if c in lb and c not in keep]
     fa = [c for c in la if c not in lb]
     fb = [c for c in lb if c not in la]
-    bshape = tuple(sizes[c] for c in batch)
-    ka = math.prod(sizes[c] for c in summed)
+    bshape = tuple(size[c] for c in batch)
+    sa = tuple(a.shape[la.index(c)] for c in fa)
+    sb = tuple(b.shape[lb.index(c)] for c in fb)
+    ka = math.prod(size[c] for c in summed)
     left = a.transpose([la.index(c) for c in batch + fa + summed])
-    left = left.reshape(bshape + (math.prod(a.shape[la.index(c)] for c in fa), ka))
+    left = left.reshape(bshape + (math.prod(sa), ka))
     right = b.transpose([lb.index(c) for c in batch + summed + fb])
-    right = right.reshape(bshape + (ka, math.prod(b.shape[lb.index(c)] for c in fb)))
-    prod = left @ right
-    got = batch + fa + fb
-    prod = prod.reshape(
-        bshape + tuple(a.shape[la.index(c)] for c in fa) + tuple(b.shape[lb.index(c)] for c in fb)
-    )
-    return prod.transpose([got.index(c) for c in out_labels]) if got else prod
+    right = right.reshape(bshape + (ka, math.prod(sb)))
+    return (left @ right).reshape(bshape + sa + sb), batch + fa + fb

@@ -19,6 +19,8 @@ import numpy as np
 
 from ._shapes import normalize_axis
 
+TWO_OVER_SQRT_PI = 1.1283791670955126  # erf'(0)
+
 
 class Rule:
     """One call of a primitive: forward(xp, *inputs, **attrs) -> out, vjp(xp, g, out, *inputs).
@@ -231,6 +233,26 @@ class Log1p(Rule):
 
     def vjp(self, xp, g, out, x):
         return (g / (1 + x),)
+
+
+class Erf(Rule):
+    """out = erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt;  dx = g * 2/sqrt(pi) * exp(-x^2)"""
+
+    def forward(self, xp, x):
+        return xp.erf(x)
+
+    def vjp(self, xp, g, out, x):
+        return (g * (TWO_OVER_SQRT_PI * xp.exp(-(x * x))),)
+
+
+class Erfc(Rule):
+    """out = erfc(x) = 1 - erf(x), exact for large x;  dx = -g * 2/sqrt(pi) * exp(-x^2)"""
+
+    def forward(self, xp, x):
+        return xp.erfc(x)
+
+    def vjp(self, xp, g, out, x):
+        return (g * (-TWO_OVER_SQRT_PI * xp.exp(-(x * x))),)
 
 
 class Step(Rule):
@@ -546,6 +568,55 @@ class MatMul(Rule):
             gw = xp.sum_to(xp.matmul(xp.swapaxes(x2, -1, -2), g2), w2.shape)
             gw = xp.reshape(gw, w.shape)
         return gx, gw
+
+
+class Svd(Rule):
+    """One factor of the thin SVD x = U diag(S) Vh, x (..., m, n), k = min(m, n): part "U" (..., m, k),
+    "S" (..., k), descending, or "Vh" (..., k, n).  dx for S: U diag(g) Vh; for U and Vh
+    (Townsend, "Differentiating the singular value decomposition", 2016), with F_ij =
+    1/(s_j^2 - s_i^2) off the diagonal: U (F o (U^T g - g^T U)) S Vh + (I - U U^T) g S^-1 Vh for U,
+    U S (F o (Vh g^T - g Vh^T)) Vh + U S^-1 g (I - Vh^T Vh) for Vh. Those need distinct singular
+    values (and nonzero ones where m != n); U and Vh are unique only up to the signs of their
+    columns, so only functions that do not see those signs (norms, U diag(w) Vh) are defined.
+
+    vjp takes the factors from xp.svd(x): under the differentiable namespace they are Svd nodes of
+    x themselves, so the gradient is differentiable again (the second derivative of a singular
+    value uses U's and Vh's vjps).
+    """
+
+    PARTS = ("U", "S", "Vh")
+
+    def forward(self, xp, x, *, part):
+        if part not in self.PARTS:
+            raise ValueError(f"svd: unknown part {part!r}; choose one of {list(self.PARTS)}")
+        if x.ndim < 2:
+            raise ValueError(f"svd: needs a matrix (at least 2 dimensions), got shape {x.shape}")
+        self.part = part
+        u, s, vh = xp.svd(x)
+        return u if part == "U" else s if part == "S" else vh
+
+    def vjp(self, xp, g, out, x):
+        u, s, vh = xp.svd(x)
+        if self.part == "S":
+            return ((u * xp.expand_dims(g, -2)) @ vh,)
+        m, n = x.shape[-2:]
+        k = min(m, n)
+        eye = np.eye(k, dtype=x.dtype)
+        s2 = s * s
+        f = 1.0 / (xp.expand_dims(s2, -2) - xp.expand_dims(s2, -1) + eye) * (1 - eye)
+        if self.part == "U":
+            a = xp.swapaxes(u, -1, -2) @ g  # U^T g
+            inner = f * (a - xp.swapaxes(a, -1, -2)) * xp.expand_dims(s, -2)
+            gx = u @ (inner @ vh)
+            if m > k:  # the part of g outside U's columns
+                gx = gx + ((g - u @ a) / xp.expand_dims(s, -2)) @ vh
+            return (gx,)
+        b = vh @ xp.swapaxes(g, -1, -2)  # V^T gV, with gV = g^T
+        inner = xp.expand_dims(s, -1) * (f * (b - xp.swapaxes(b, -1, -2)))
+        gx = u @ (inner @ vh)
+        if n > k:  # the part of g outside Vh's rows
+            gx = gx + (u / xp.expand_dims(s, -2)) @ (g - (g @ xp.swapaxes(vh, -1, -2)) @ vh)
+        return (gx,)
 
 
 # --- fused (each tested against the composite it replaces) ---

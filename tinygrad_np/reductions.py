@@ -175,10 +175,12 @@ class Reductions:
 
     def norm(self, ord=None, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         """np.linalg.norm: a vector norm along one axis (ord None or 2, 1, inf, -inf, 0, any p),
-        a matrix norm over two axes (ord None or 'fro', 1, -1, inf, -inf), and for axis None the
+        a matrix norm over two axes (ord None or 'fro', 1, -1, inf, -inf, and by the singular
+        values 2 (the largest), -2 (the smallest), 'nuc' (their sum)), and for axis None the
         2-norm of all elements (ord None) or the vector/matrix norm of a 1-D/2-D tensor. The
-        gradient of a 2-norm or p-norm (p >= 1) of zeros is 0 (as PyTorch); 'nuc' and 2 as
-        matrix norms need an SVD and are not supported."""
+        gradient of a 2-norm or p-norm (p >= 1) of zeros is 0 (as PyTorch); that of a singular
+        value is U[:, i] Vh[i] (ties of the largest or smallest shared evenly, as torch.amax);
+        its second derivative needs distinct singular values."""
         axis = axis_arg(axis, dim)
         keepdims = _keep(keepdims, keepdim)
         if self.dtype.kind != "f":
@@ -212,10 +214,22 @@ class Reductions:
             sums = self.abs().sum(inner, keepdims=True)
             out = sums.max(outer, keepdims=True) if ord > 0 else sums.min(outer, keepdims=True)
             out = out.squeeze((r, c))
+        elif ord in (2, -2, "nuc"):  # by the singular values (an SVD of each matrix)
+            x = self.moveaxis((r, c), (-2, -1))
+            if 0 in x.shape[-2:] and ord == -2:
+                raise ValueError(
+                    f"norm: ord=-2 of matrices of shape {x.shape[-2:]} (axes {axis!r} of "
+                    f"{self.shape}): an empty matrix has no smallest singular value"
+                )
+            if 0 in x.shape[-2:]:  # no singular values: 0 (their sum, and numpy's largest)
+                out = x.sum((-2, -1)) * 0.0
+            else:
+                s = self._apply(ops.Svd, x, part="S")
+                out = s.sum(-1) if ord == "nuc" else s.max(-1) if ord == 2 else s.min(-1)
         else:
             raise ValueError(
-                f"norm: matrix ord={ord!r} is not supported (it needs an SVD); use 'fro', 1, -1, "
-                f"inf or -inf"
+                f"norm: matrix ord={ord!r} is not a matrix norm; use None or 'fro', 'nuc', 1, -1, "
+                f"2, -2, inf or -inf"
             )
         return out.unsqueeze(min(r, c)).unsqueeze(max(r, c)) if keepdims else out
 

@@ -777,6 +777,16 @@ def apply(rule, *inputs, **attrs) -> Tensor:
     return Tensor._apply(rule, *(Tensor._lift(x) for x in inputs), **attrs)
 
 
+def erf(x) -> Tensor:
+    """The error function of a Tensor (or of a constant, as a Tensor of its dtype)."""
+    return Tensor._lift(x).erf()
+
+
+def erfc(x) -> Tensor:
+    """1 - erf(x), computed directly (exact where erf(x) is close to 1)."""
+    return Tensor._lift(x).erfc()
+
+
 def where(cond, x, y) -> Tensor:
     """x where cond else y, broadcasting all three; cond carries no gradient."""
     cond = np.asarray(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)
@@ -916,7 +926,8 @@ def kron(a, b) -> Tensor:
 
 
 def einsum(subscripts: str, *operands) -> Tensor:
-    """np.einsum in explicit mode ('ij,jk->ik', '...ij,...jk->...ik'), one or two operands."""
+    """np.einsum: explicit ('ij,jk->ik', '...ij,...jk->...ik') or implicit ('ij,jk') subscripts,
+    any number of operands (contracted pairwise from the left)."""
     ref = next((t for t in operands if isinstance(t, Tensor) and _is_float(t.dtype)), None)
     lifted = [Tensor._lift(t, None if ref is None else ref.dtype) for t in operands]
     if len({t.dtype for t in lifted}) > 1 and all(_is_float(t.dtype) for t in lifted):

@@ -323,8 +323,19 @@ class Sigmoid(_Activation):
     fn = staticmethod(sigmoid)
 
 
-class GELU(_Activation):
-    fn = staticmethod(gelu)
+class GELU(Module):
+    """gelu(x, approximate): "none" (exact, the default, as torch.nn.GELU) or "tanh"."""
+
+    def __init__(self, approximate: str = "none"):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return gelu(x, self.approximate)
+
+    def __repr__(self) -> str:
+        return f"GELU(approximate={self.approximate!r})"
 
 
 class LeakyReLU(Module):

@@ -30,9 +30,21 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     return where(x > 0, x, x * negative_slope)
 
 
-def gelu(x: Tensor) -> Tensor:
-    """The tanh approximation: x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))."""
-    return x * 0.5 * ((x + x * x * x * 0.044715) * math.sqrt(2 / math.pi)).tanh() + x * 0.5
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x), Phi the standard normal CDF, as torch.nn.functional.gelu: approximate="none"
+    (the default, as PyTorch's) is the exact x/2 * (1 + erf(x / sqrt(2))); "tanh" is the
+    approximation x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))), within 5e-4 of it."""
+    if approximate == "none":
+        return x * 0.5 * ((x * math.sqrt(0.5)).erf() + 1)
+    if approximate == "tanh":
+        return x * 0.5 * ((x + x * x * x * 0.044715) * math.sqrt(2 / math.pi)).tanh() + x * 0.5
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def gelu_tanh(x: Tensor) -> Tensor:
+    """gelu(x, approximate="tanh"): what nn.MLP's activation "gelu" has always computed (its
+    checkpoints record the name, so the name keeps its meaning)."""
+    return gelu(x, "tanh")
 
 
 def tanh(x: Tensor) -> Tensor:
@@ -119,7 +131,7 @@ def softsign(x: Tensor) -> Tensor:
 ACTIVATIONS = {
     "relu": relu,
     "leaky_relu": leaky_relu,
-    "gelu": gelu,
+    "gelu": gelu_tanh,  # the tanh form: saved MLP checkpoints name it "gelu"
     "tanh": tanh,
     "sigmoid": sigmoid,
 }
