@@ -18,7 +18,7 @@ import numpy as np
 from ..tensor import Tensor
 
 NONLINEARITIES = (
-    "linear", "identity", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
     "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu",
 )  # fmt: skip
 
