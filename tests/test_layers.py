@@ -545,3 +545,38 @@ def test_rnn_cell_trains_with_clip_grad_norm():
         losses.append(loss.item())
     assert max(norms) > 1.0  # clipping did something
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5]), losses
+
+
+def test_a_recurrent_step_replays_under_jit_bit_for_bit():
+    """Embedding, LSTMCell, LayerNorm, dropout, a smoothed weighted cross_entropy and
+    clip_grad_norm_ captured by tg.jit: the replay equals eager, step by step."""
+    r = rng(22)
+    ids, targets = r.integers(0, 6, (8, 6, 4)), r.integers(0, 6, (8, 4))
+    runs = []
+    for jitted in (False, True):
+        g = rng(23)
+        emb, cell = nn.Embedding(6, 5, padding_idx=0, rng=g), nn.LSTMCell(5, 8, rng=g)
+        norm, head = nn.LayerNorm(8), nn.Linear(8, 6, rng=g, nonlinearity="linear")
+        params = emb.parameters() + cell.parameters() + norm.parameters() + head.parameters()
+        opt, weight = tg.optim.SGD(params, lr=0.3), np.linspace(0.5, 1.5, 6)
+
+        def step(seq, y):
+            state, seq = None, Tensor(seq, dtype=np.int64)  # seq[t]: a Tensor op, replayed
+            for t in range(seq.shape[0]):
+                state = cell(emb(seq[t]), state)
+            h = F.dropout(norm(state[0]), 0.2, rng=g)
+            loss = F.cross_entropy(head(h), y, weight=weight, label_smoothing=0.1)
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, 0.5)
+            opt.step()
+            return loss
+
+        fn = tg.jit(step) if jitted else step
+        runs.append(([float(fn(ids[i], targets[i]).data) for i in range(8)], cell.weight_hh.data.copy()))
+    with pytest.raises(IndexError, match=r"Embedding\(6, 5, padding_idx=0\): id 6"):
+        fn(np.full((6, 4), 6), targets[0])  # a replay checks that call's ids
+    (eager, w_eager), (replay, w_replay) = runs
+    np.testing.assert_array_equal(replay, eager)
+    np.testing.assert_array_equal(w_replay, w_eager)
+    assert len(set(eager)) == 8

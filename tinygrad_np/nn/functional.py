@@ -182,7 +182,33 @@ def _cross_entropy(x, labels, weight, ignore_index, reduction, label_smoothing) 
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if x.ndim != 2:
         raise ValueError(f"cross_entropy: expected logits of shape (batch, classes), got {x.shape}")
-    n, classes = x.shape
+    classes = x.shape[1]
+    if weight is not None:
+        w = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+        if w.shape != (classes,):
+            raise ValueError(
+                f"cross_entropy: weight must have one entry per class, shape ({classes},), got "
+                f"{w.shape}"
+            )
+        weight = w.astype(x.dtype)  # a constant in the logits' dtype (no upcast)
+    # the labels' part as one kernel, so that a jit replay recomputes it from that call's labels
+    coef, total = captured(
+        cross_entropy_coefficients, labels, x.shape, x.dtype, weight, ignore_index, label_smoothing
+    )
+    loss = -(x.log_softmax(-1) * coef).sum(-1)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / total  # 0/0 = nan when every row is ignored, as PyTorch
+
+
+def cross_entropy_coefficients(labels, shape, dtype, weight, ignore_index, label_smoothing):
+    """(coef, total) with cross_entropy's loss_i = -sum_c coef[i, c] logp[i, c]:
+    coef[i] = keep_i ((1 - eps) w[y_i] onehot(y_i) + (eps / C) w), keep_i = (y_i != ignore_index),
+    and total = sum_i keep_i w[y_i], the mean's divisor (a 0-d array)."""
+    n, classes = shape
+    labels = np.asarray(labels)
     if labels.shape != (n,) or labels.dtype.kind not in "iu":
         raise ValueError(
             f"cross_entropy: expected integer labels of shape ({n},), got {labels.dtype} "
@@ -196,26 +222,14 @@ def _cross_entropy(x, labels, weight, ignore_index, reduction, label_smoothing) 
             f"cross_entropy: label {int(labels[i])} at position {i} is outside [0, {classes}) "
             f"and is not ignore_index ({ignore_index}); labels must index the {classes} classes"
         )
-    if weight is not None:
-        w = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
-        if w.shape != (classes,):
-            raise ValueError(
-                f"cross_entropy: weight must have one entry per class, shape ({classes},), got "
-                f"{w.shape}"
-            )
-        w = w.astype(x.dtype)  # a constant in the logits' dtype (no upcast)
-    safe = np.where(keep, labels, 0)
-    rows_w = (w[safe] if weight is not None else np.ones(n, x.dtype)) * keep.astype(x.dtype)
-    logp = x.log_softmax(-1)
-    loss = -logp[np.arange(n), safe] * rows_w
+    w = np.ones(classes, dtype) if weight is None else weight
+    rows = np.flatnonzero(keep)
+    picked = labels[rows]
+    coef = np.zeros(shape, dtype)
     if label_smoothing:
-        smooth = -(logp * w).sum(-1) if weight is not None else -logp.sum(-1)
-        loss = loss * (1.0 - label_smoothing) + smooth * (keep.astype(x.dtype) * (label_smoothing / classes))
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / float(rows_w.sum())  # 0/0 = nan when every row is ignored, as PyTorch
+        coef[rows] = w * np.asarray(label_smoothing / classes, dtype)
+    coef[rows, picked] += w[picked] * np.asarray(1.0 - label_smoothing, dtype)
+    return coef, np.asarray(w[picked].sum(), dtype)
 
 
 def nll_loss(log_probs: Tensor, labels) -> Tensor:
@@ -421,14 +435,24 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     ids = ids_array(input, weight.shape[0], "embedding")
     if padding_idx is None:
         return weight[ids]
-    keep = (ids != padding_idx)[..., None]
+    keep = captured(_not_padding, ids, padding_idx)  # a kernel: a jit replay reads that call's ids
     return where(keep, weight[ids], weight.detach()[ids])
+
+
+def _not_padding(ids: np.ndarray, padding_idx: int) -> np.ndarray:
+    return (ids != padding_idx)[..., None]
 
 
 def ids_array(input, num_embeddings: int, name: str) -> np.ndarray:
     """input (a Tensor, an array or a list of ints) as an integer array of ids in
     [0, num_embeddings), or an error naming the caller, the first bad id and where it is."""
     ids = input.data if isinstance(input, Tensor) else np.asarray(input)
+    captured(check_ids, ids, num_embeddings, name, effect=True)  # checked again at every replay
+    return ids
+
+
+def check_ids(ids: np.ndarray, num_embeddings: int, name: str) -> None:
+    """Raise the errors ids_array describes."""
     if ids.dtype.kind not in "iu":
         raise TypeError(
             f"{name}: ids must be integers, got {ids.dtype}; convert with .astype(np.int64)"
@@ -440,4 +464,3 @@ def ids_array(input, num_embeddings: int, name: str) -> np.ndarray:
             f"{name}: id {int(ids[where_bad])} at position {where_bad} is outside [0, "
             f"{num_embeddings}); ids must index the {num_embeddings} embeddings"
         )
-    return ids
