@@ -13,7 +13,7 @@ import numpy as np
 
 from ..engine import captured
 from ..tensor import Tensor
-from . import functional, init, utils  # noqa: F401 - nn.functional, nn.init and nn.utils, as in PyTorch
+from . import functional, init, utils  # noqa: F401 - nn.functional, nn.init, nn.utils (PyTorch)
 from .module import Module
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
 from .functional import (
@@ -41,7 +41,7 @@ HE_INIT = ("relu", "leaky_relu", "gelu")  # the relu family: He (Kaiming) normal
 XAVIER_INIT = ("tanh", "sigmoid", "linear")  # Xavier (Glorot) normal, gain calculate_gain(...)
 
 
-def _normal_weight(rng: np.random.Generator, n_in: int, n_out: int, std: float, dtype) -> np.ndarray:
+def _normal_weight(rng: np.random.Generator, n_in: int, n_out: int, std: float, dtype):
     """standard_normal((n_in, n_out)) * std in dtype, drawn in blocks of rows: the same values as
     one float64 draw, without a float64 copy of the whole matrix at the peak."""
     out = np.empty((n_in, n_out), dtype)
@@ -269,15 +269,19 @@ class LayerNorm(Module):
         *,
         dtype=np.float32,
     ):
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        single = isinstance(normalized_shape, (int, np.integer))
+        shape = (int(normalized_shape),) if single else tuple(int(n) for n in normalized_shape)
         if not shape or min(shape) < 1:
-            raise ValueError(f"LayerNorm: normalized_shape must be positive sizes, got {normalized_shape!r}")
+            raise ValueError(
+                f"LayerNorm: normalized_shape must be positive sizes, got {normalized_shape!r}"
+            )
         if not eps > 0:
             raise ValueError(f"LayerNorm: eps must be > 0, got {eps}")
         self.normalized_shape, self.eps = shape, eps
         affine = elementwise_affine
         self.weight = Tensor(np.ones(shape), requires_grad=True, dtype=dtype) if affine else None
-        self.bias = Tensor(np.zeros(shape), requires_grad=True, dtype=dtype) if affine and bias else None
+        with_bias = affine and bias
+        self.bias = Tensor(np.zeros(shape), requires_grad=True, dtype=dtype) if with_bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)

@@ -399,7 +399,9 @@ def _normalized_shape(normalized_shape, name: str) -> tuple[int, ...]:
         return (int(normalized_shape),)
     shape = tuple(int(n) for n in normalized_shape)
     if not shape or min(shape) < 1:
-        raise ValueError(f"{name}: normalized_shape must be positive sizes, got {normalized_shape!r}")
+        raise ValueError(
+            f"{name}: normalized_shape must be positive sizes, got {normalized_shape!r}"
+        )
     return shape
 
 

@@ -70,7 +70,8 @@ def _x_part(x: Tensor, w_ih: Tensor, b_ih) -> Tensor:
 def _sizes(name: str, input_size: int, hidden_size: int) -> None:
     if input_size < 1 or hidden_size < 1:
         raise ValueError(
-            f"{name}: input_size and hidden_size must be positive, got ({input_size}, {hidden_size})"
+            f"{name}: input_size and hidden_size must be positive, got "
+            f"({input_size}, {hidden_size})"
         )
 
 
@@ -151,9 +152,12 @@ class RNNCell(_Cell):
     """h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh) (or relu); forward(x, h=None) -> h'."""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", *, rng: np.random.Generator, dtype=np.float32):  # fmt: skip
+                 nonlinearity: str = "tanh", *, rng: np.random.Generator,
+                 dtype=np.float32):  # fmt: skip
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+            raise ValueError(
+                f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}"
+            )
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, bias, rng=rng, dtype=dtype)
 
@@ -239,7 +243,9 @@ class _Recurrent(Module):
             x = x.transpose(1, 0, 2)
         steps, n = x.shape[0], x.shape[1]
         if steps == 0:
-            raise ValueError(f"{name}: an empty sequence (input of shape {x.shape}); give one step or more")
+            raise ValueError(
+                f"{name}: an empty sequence (input of shape {x.shape}); give one step or more"
+            )
         final = []
         for layer in range(self.num_layers):
             w_ih, w_hh, b_ih, b_hh = self._layer(layer)
@@ -269,12 +275,15 @@ class _Recurrent(Module):
         if hx is None:
             return None
         name = type(self).__name__
-        hx = tuple(t if isinstance(t, Tensor) else Tensor(t, dtype=self.weight_ih_l0.dtype) for t in hx)
+        dtype = self.weight_ih_l0.dtype
+        hx = tuple(t if isinstance(t, Tensor) else Tensor(t, dtype=dtype) for t in hx)
+        ndim = 3 if batched_input else 2
         for t, label in zip(hx, what):
-            if t.ndim != (3 if batched_input else 2) or t.shape[0] != self.num_layers or t.shape[-1] != self.hidden_size:
+            if t.ndim != ndim or t.shape[0] != self.num_layers or t.shape[-1] != self.hidden_size:
                 raise ValueError(
                     f"{name}: {label} has shape {t.shape}, expected (num_layers={self.num_layers}, "
-                    f"batch, hidden_size={self.hidden_size})" + ("" if batched_input else " without the batch")
+                    f"batch, hidden_size={self.hidden_size})"
+                    + ("" if batched_input else " without the batch (the input is unbatched)")
                 )
         return hx
 
