@@ -580,3 +580,23 @@ def test_a_recurrent_step_replays_under_jit_bit_for_bit():
     np.testing.assert_array_equal(replay, eager)
     np.testing.assert_array_equal(w_replay, w_eager)
     assert len(set(eager)) == 8
+
+
+@needs_torch
+def test_cross_entropy_with_class_probabilities_matches_torch():
+    r = rng(24)
+    x, w = r.standard_normal((5, 3)), r.uniform(0.3, 2.0, 3)
+    probs = r.dirichlet(np.ones(3), 5)
+    for kwargs in ({}, {"label_smoothing": 0.25, "reduction": "sum"}, {"reduction": "none"}):
+        for weight in (None, w):
+            ours, xt = Tensor(x, dtype=F64, requires_grad=True), tt(x).requires_grad_()
+            out = F.cross_entropy(ours, probs, weight=weight, **kwargs)
+            wt = None if weight is None else tt(weight)
+            ref = torch.nn.functional.cross_entropy(xt, tt(probs), wt, **kwargs)
+            assert_close(out.data, ref.detach().numpy())
+            cot = r.standard_normal(out.shape)
+            out.backward(cot)
+            ref.backward(torch.from_numpy(cot))
+            assert_close(ours.grad, xt.grad.numpy())
+    with pytest.raises(ValueError, match=r"class probabilities must have the logits' shape \(5, 3\)"):
+        F.cross_entropy(Tensor(x), probs[:, :2])

@@ -146,6 +146,9 @@ def cross_entropy(
     out of the mean. reduction 'mean' divides the sum by sum_i w[y_i] over the rows kept (the row
     count without weights), 'sum' sums, 'none' gives the (N,) losses.
 
+    target may instead hold class probabilities, a float array of input's shape (N, C):
+    loss_i = -sum_c w[c] ((1 - eps) p[i, c] + eps / C) logp[i, c], and 'mean' divides by N.
+
     The plain call (no weight, no smoothing, 'mean', and no label equal to ignore_index) is the
     fused, stable CrossEntropy primitive; the rest is composed from log_softmax.
     """
@@ -160,8 +163,9 @@ def cross_entropy(
     ):
         try:
             return _fused_cross_entropy(input, labels)
-        except ValueError:  # a bad label, or one the user asked to ignore (then: the composite)
-            if not (labels.dtype.kind in "iu" and np.any(labels == ignore_index)):
+        except ValueError:  # a bad label, one to ignore, or class probabilities: the composite
+            ignored = labels.dtype.kind in "iu" and np.any(labels == ignore_index)
+            if not (ignored or labels.dtype.kind == "f"):
                 raise
     return _cross_entropy(input, labels, weight, ignore_index, reduction, label_smoothing)
 
@@ -192,15 +196,32 @@ def _cross_entropy(x, labels, weight, ignore_index, reduction, label_smoothing) 
             )
         weight = w.astype(x.dtype)  # a constant in the logits' dtype (no upcast)
     # the labels' part as one kernel, so that a jit replay recomputes it from that call's labels
-    coef, total = captured(
-        cross_entropy_coefficients, labels, x.shape, x.dtype, weight, ignore_index, label_smoothing
-    )
+    soft = labels.dtype.kind == "f"
+    make = cross_entropy_soft_coefficients if soft else cross_entropy_coefficients
+    coef, total = captured(make, labels, x.shape, x.dtype, weight, ignore_index, label_smoothing)
     loss = -(x.log_softmax(-1) * coef).sum(-1)
     if reduction == "none":
         return loss
     if reduction == "sum":
         return loss.sum()
     return loss.sum() / total  # 0/0 = nan when every row is ignored, as PyTorch
+
+
+def cross_entropy_soft_coefficients(probs, shape, dtype, weight, ignore_index, label_smoothing):
+    """cross_entropy_coefficients for class probabilities (N, C): coef = w ((1 - eps) p + eps / C),
+    total = N (ignore_index does not apply)."""
+    probs = np.asarray(probs)
+    if probs.shape != tuple(shape):
+        raise ValueError(
+            f"cross_entropy: class probabilities must have the logits' shape {tuple(shape)}, got "
+            f"{probs.shape}; or give integer labels of shape ({shape[0]},)"
+        )
+    coef = probs.astype(dtype) * np.asarray(1.0 - label_smoothing, dtype)
+    if label_smoothing:
+        coef += np.asarray(label_smoothing / shape[1], dtype)
+    if weight is not None:
+        coef *= weight
+    return coef, np.asarray(shape[0], dtype)
 
 
 def cross_entropy_coefficients(labels, shape, dtype, weight, ignore_index, label_smoothing):
