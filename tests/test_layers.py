@@ -600,3 +600,15 @@ def test_cross_entropy_with_class_probabilities_matches_torch():
             assert_close(ours.grad, xt.grad.numpy())
     with pytest.raises(ValueError, match=r"class probabilities must have the logits' shape \(5, 3\)"):
         F.cross_entropy(Tensor(x), probs[:, :2])
+
+
+def test_sequence_dropout_acts_between_layers_while_training_only():
+    x = t64(rng(25).standard_normal((4, 2, 3)))
+    plain = nn.LSTM(3, 5, num_layers=2, rng=rng(26), dtype=F64)
+    dropped = nn.LSTM(3, 5, num_layers=2, dropout=0.5, rng=rng(26), dtype=F64)
+    ref_out, (ref_h, _) = plain(x)
+    out, (h, _) = dropped(x)
+    np.testing.assert_array_equal(h.data[0], ref_h.data[0])  # the first layer sees no dropout
+    assert not np.allclose(out.data, ref_out.data)  # the second one's input was dropped
+    dropped.eval()
+    np.testing.assert_array_equal(dropped(x)[0].data, ref_out.data)
