@@ -236,6 +236,55 @@ def linear_case(draw):
     return (draw(arrays(lead + (k,))), draw(arrays((k, m))), draw(arrays((m,)))), {}
 
 
+# --- nn: layer_norm, embedding, cross_entropy's options ---
+
+
+@st.composite
+def layer_norm_case(draw):
+    """x (lead..., normalized...), weight and bias of the normalized shape; x's values distinct
+    (1/4 apart), so every normalised group has a variance well above 0 (1/sqrt(var + eps) smooth)."""
+    normalized = draw(st.sampled_from([(2,), (3,), (2, 2)]))
+    lead = draw(st.sampled_from([(), (2,), (2, 1)]))
+    x = draw(distinct_arrays(lead + normalized, step=0.25))
+    w, b = draw(arrays(normalized)), draw(arrays(normalized))
+    return (x, w, b), {"normalized_shape": normalized, "eps": draw(st.sampled_from([1e-5, 0.1]))}
+
+
+@st.composite
+def embedding_case(draw):
+    """weight (num, dim) and integer ids of any shape, repeats included. No padding_idx here: its
+    row's gradient is zero by convention (PyTorch's), not the derivative, so central differences
+    disagree; tests/test_layers.py checks it against torch."""
+    num, dim = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    ids = np.array(draw(hnp.arrays(np.int64, shapes(max_dims=2), elements=st.integers(0, num - 1))))
+    return (draw(arrays((num, dim))),), {"ids": ids}
+
+
+@st.composite
+def cross_entropy_options(draw):
+    """logits (n, c), labels with some equal to ignore_index (never all, so the mean is defined),
+    class weights or None, a reduction and a label smoothing."""
+    n, c = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    ignore = draw(st.sampled_from([-100, draw(st.integers(0, c - 1))]))
+    labels = np.array(draw(st.lists(st.integers(0, c - 1) | st.just(ignore), min_size=n, max_size=n)))
+    if np.all(labels == ignore):
+        labels[0] = (ignore + 1) % c if ignore >= 0 else 0
+    assume(not np.all(labels == ignore))  # c = 1 with ignore_index 0: no row can be kept
+    weight = draw(st.none() | arrays((c,), 0.2, 2.0))
+    return (draw(arrays((n, c), -5.0, 5.0)),), {
+        "target": labels,
+        "weight": weight,
+        "ignore_index": int(ignore),
+        "reduction": draw(st.sampled_from(["mean", "sum", "none"])),
+        "label_smoothing": draw(st.sampled_from([0.0, 0.1, 0.35])),
+    }
+
+
+def _t_cross_entropy(a, target, weight, **k):
+    weight = None if weight is None else torch.from_numpy(weight)
+    return torch.nn.functional.cross_entropy(a, torch.from_numpy(target), weight, **k)
+
+
 POSITIVE = arrays(lo=0.1, hi=10.0)
 NONZERO = arrays(away_from=(0.0,), margin=0.3)
 UNIT = arrays(lo=-0.9, hi=0.9)  # arcsin, arccos, arctanh: inside (-1, 1), where they are smooth
@@ -898,6 +947,19 @@ GRAD_CASES: dict[str, Case] = {
             min_ndim=1,
         ),
         lambda a, **k: torch.nn.functional.kl_div(a, **_tt(k)),
+    ),
+    "layer_norm": Case(
+        lambda x, w, b, **k: F.layer_norm(x, weight=w, bias=b, **k),
+        layer_norm_case(),
+        lambda x, w, b, **k: torch.nn.functional.layer_norm(x, weight=w, bias=b, **k),
+    ),
+    "embedding": Case(
+        lambda w, ids: F.embedding(ids, w),
+        embedding_case(),
+        lambda w, ids: torch.nn.functional.embedding(torch.from_numpy(ids), w),
+    ),
+    "cross_entropy_options": Case(
+        lambda a, **k: F.cross_entropy(a, **k), cross_entropy_options(), _t_cross_entropy
     ),
     "softplus": Case(
         lambda a: F.softplus(a, beta=1.5, threshold=4.0),

@@ -13,7 +13,9 @@ import numpy as np
 
 from ..engine import captured
 from ..tensor import Tensor
-from . import functional, utils  # noqa: F401 - nn.functional and nn.utils, as in PyTorch
+from . import functional, init, utils  # noqa: F401 - nn.functional, nn.init, nn.utils (PyTorch)
+from .module import Module
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
 from .functional import (
     ACTIVATIONS,
     adaptive_avg_pool2d,
@@ -21,6 +23,11 @@ from .functional import (
     batch_norm,
     conv1d,
     conv2d,
+    dropout,
+    dropout_mask,
+    embedding,
+    ids_array,
+    layer_norm,
     gelu,
     leaky_relu,
     max_pool2d,
@@ -30,128 +37,14 @@ from .functional import (
 )
 
 
-class Module:
-    """Parameters are found by walking attributes (Tensors, Modules, lists of them) in definition order."""
-
-    training = True  # instances set their own with train()/eval()
-
-    def forward(self, *args, **kwargs):
-        raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
-
-    def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
-
-    def _entries(self):
-        """(name, value) for what this module holds: its attributes, and the entries of its
-        lists, tuples and dicts as 'attribute.key'. Containers override it to name entries."""
-        for name, value in vars(self).items():
-            if isinstance(value, dict):
-                yield from ((f"{name}.{key}", item) for key, item in value.items())
-            elif isinstance(value, (list, tuple)):
-                yield from ((f"{name}.{i}", item) for i, item in enumerate(value))
-            else:
-                yield name, value
-
-    def named_parameters(self, prefix: str = "") -> list[tuple[str, Tensor]]:
-        """(dotted name, tensor) for every parameter, in definition order, each tensor once."""
-        found, seen = [], set()
-        for name, item in self._entries():
-            if isinstance(item, Module):
-                pairs = item.named_parameters(prefix + name + ".")
-            elif isinstance(item, Tensor) and item.requires_grad:
-                pairs = [(prefix + name, item)]
-            else:
-                continue
-            for pair in pairs:
-                if id(pair[1]) not in seen:
-                    seen.add(id(pair[1]))
-                    found.append(pair)
-        return found
-
-    def parameters(self) -> list[Tensor]:
-        """Every parameter once, in a stable order (the order of definition)."""
-        return [p for _, p in self.named_parameters()]
-
-    _buffer_names: tuple[str, ...] = ()  # attributes holding state that is saved but not trained
-
-    def named_buffers(self, prefix: str = "") -> list[tuple[str, Tensor]]:
-        """(dotted name, tensor) for every buffer (batch norm's running statistics): saved in
-        state_dict with the parameters, never given to an optimizer."""
-        found = [(prefix + n, getattr(self, n)) for n in self._buffer_names]
-        for name, item in self._entries():
-            if isinstance(item, Module):
-                found.extend(item.named_buffers(prefix + name + "."))
-        return found
-
-    def buffers(self) -> list[Tensor]:
-        return [b for _, b in self.named_buffers()]
-
-    def _state(self) -> dict[str, Tensor]:
-        return {**dict(self.named_parameters()), **dict(self.named_buffers())}
-
-    def modules(self) -> list[Module]:
-        """This module and every module below it."""
-        found = [self]
-        for _, item in self._entries():
-            if isinstance(item, Module):
-                found.extend(item.modules())
-        return found
-
-    def train(self, mode: bool = True) -> Module:
-        """Training mode (dropout active) for this module and all below it."""
-        for m in self.modules():
-            m.training = mode
-        return self
-
-    def eval(self) -> Module:
-        """Evaluation mode (dropout off)."""
-        return self.train(False)
-
-    def zero_grad(self) -> None:
-        captured(_clear_grads, self.parameters(), effect=True)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """name -> a copy of each parameter's and buffer's array."""
-        return {name: p.data.copy() for name, p in self._state().items()}
-
-    def check_state(self, shapes: dict[str, tuple[int, ...]]) -> None:
-        """Raise ValueError naming every missing, unexpected or wrongly shaped entry of a state
-        with these names and shapes (before any array of it need be read)."""
-        params = self._state()
-        problems = []
-        missing = [k for k in params if k not in shapes]
-        unexpected = [k for k in shapes if k not in params]
-        if missing:
-            problems.append(f"missing {missing}")
-        if unexpected:
-            problems.append(f"unexpected {unexpected}")
-        for name, p in params.items():
-            if name in shapes and tuple(shapes[name]) != p.shape:
-                problems.append(
-                    f"{name} has shape {tuple(shapes[name])} in the state but {p.shape} in the model"
-                )
-        if problems:
-            raise ValueError(
-                f"load_state_dict({type(self).__name__}): "
-                + "; ".join(problems)
-                + "; build the model with the architecture the state was saved from"
-            )
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy arrays into the parameters in place; every mismatch is named before anything changes."""
-        self.check_state({name: np.shape(value) for name, value in state.items()})
-        for name, p in self._state().items():
-            p.data[...] = state[name]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+HE_INIT = ("relu", "leaky_relu", "gelu")  # the relu family: He (Kaiming) normal, gain sqrt(2)
+XAVIER_INIT = ("tanh", "sigmoid", "linear")  # Xavier (Glorot) normal, gain calculate_gain(...)
 
 
-def _he_normal(rng: np.random.Generator, n_in: int, n_out: int, dtype) -> np.ndarray:
-    """standard_normal((n_in, n_out)) * sqrt(2 / n_in) in dtype, drawn in blocks of rows: the same
-    values as one float64 draw, without a float64 copy of the whole matrix at the peak."""
+def _normal_weight(rng: np.random.Generator, n_in: int, n_out: int, std: float, dtype):
+    """standard_normal((n_in, n_out)) * std in dtype, drawn in blocks of rows: the same values as
+    one float64 draw, without a float64 copy of the whole matrix at the peak."""
     out = np.empty((n_in, n_out), dtype)
-    std = math.sqrt(2.0 / n_in)
     rows = max(1, (1 << 20) // max(n_out, 1))  # about 8 MB of float64 per block
     for start in range(0, n_in, rows):
         block = out[start : start + rows]
@@ -159,8 +52,24 @@ def _he_normal(rng: np.random.Generator, n_in: int, n_out: int, dtype) -> np.nda
     return out
 
 
+def init_std(n_in: int, n_out: int, nonlinearity: str) -> float:
+    """The weight std Linear draws with for the activation that follows it: He normal,
+    sqrt(2 / n_in), for the relu family (relu, leaky_relu, gelu: leaky_relu's 0.01 slope changes
+    the gain by 0.005%, so it is not applied); Xavier normal, gain sqrt(2 / (n_in + n_out)) with
+    init.calculate_gain's gain (tanh 5/3, sigmoid and linear 1), for the others."""
+    if nonlinearity in HE_INIT:
+        return math.sqrt(2.0 / n_in)
+    if nonlinearity in XAVIER_INIT:
+        return init.calculate_gain(nonlinearity) * math.sqrt(2.0 / (n_in + n_out))
+    raise ValueError(
+        f"Linear: unknown nonlinearity {nonlinearity!r}; choose one of {HE_INIT + XAVIER_INIT}"
+    )
+
+
 class Linear(Module):
-    """y = x @ weight + bias, weight of shape (n_in, n_out), He (Kaiming) normal init for ReLU."""
+    """y = x @ weight + bias, weight of shape (n_in, n_out) drawn from N(0, std^2) with the std
+    init_std gives for the nonlinearity that follows (He for relu, the default; Xavier for tanh,
+    sigmoid, linear); bias zeros."""
 
     def __init__(
         self,
@@ -170,10 +79,14 @@ class Linear(Module):
         rng: np.random.Generator,
         bias: bool = True,
         dtype=np.float32,
+        nonlinearity: str = "relu",
     ):
         if n_in < 1 or n_out < 1:
             raise ValueError(f"Linear: sizes must be positive, got ({n_in}, {n_out})")
-        self.weight = Tensor(_he_normal(rng, n_in, n_out, dtype), requires_grad=True, dtype=dtype)
+        std = init_std(n_in, n_out, nonlinearity)
+        self.weight = Tensor(
+            _normal_weight(rng, n_in, n_out, std, dtype), requires_grad=True, dtype=dtype
+        )
         self.bias = Tensor(np.zeros(n_out), requires_grad=True, dtype=dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
@@ -301,6 +214,85 @@ class Flatten(Module):
         return f"Flatten({self.start_dim}, {self.end_dim})"
 
 
+class Embedding(Module):
+    """A lookup table: weight (num_embeddings, embedding_dim), drawn from N(0, 1) as PyTorch's;
+    forward(ids) gives ids.shape + (embedding_dim,) for integer ids (a Tensor, an array or a
+    list). The row at padding_idx starts at zero and gets no gradient."""
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        *,
+        rng: np.random.Generator,
+        dtype=np.float32,
+    ):
+        if num_embeddings < 1 or embedding_dim < 1:
+            raise ValueError(
+                f"Embedding: sizes must be positive, got ({num_embeddings}, {embedding_dim})"
+            )
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(
+                    f"Embedding: padding_idx {padding_idx} must be in [-{num_embeddings}, "
+                    f"{num_embeddings})"
+                )
+            padding_idx %= num_embeddings  # a negative index counts from the end, as PyTorch
+        self.num_embeddings, self.embedding_dim, self.padding_idx = (
+            num_embeddings, embedding_dim, padding_idx,
+        )  # fmt: skip
+        table = rng.standard_normal((num_embeddings, embedding_dim)).astype(dtype)
+        if padding_idx is not None:
+            table[padding_idx] = 0
+        self.weight = Tensor(table, requires_grad=True, dtype=dtype)
+
+    def forward(self, ids) -> Tensor:
+        ids = ids_array(ids, self.num_embeddings, repr(self))  # the error names this layer
+        return embedding(ids, self.weight, self.padding_idx)
+
+    def __repr__(self) -> str:
+        pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"Embedding({self.num_embeddings}, {self.embedding_dim}{pad})"
+
+
+class LayerNorm(Module):
+    """F.layer_norm over the trailing normalized_shape dimensions, with a learned weight (ones)
+    and bias (zeros) of that shape when elementwise_affine (bias=False: no bias)."""
+
+    def __init__(
+        self,
+        normalized_shape,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        *,
+        dtype=np.float32,
+    ):
+        single = isinstance(normalized_shape, (int, np.integer))
+        shape = (int(normalized_shape),) if single else tuple(int(n) for n in normalized_shape)
+        if not shape or min(shape) < 1:
+            raise ValueError(
+                f"LayerNorm: normalized_shape must be positive sizes, got {normalized_shape!r}"
+            )
+        if not eps > 0:
+            raise ValueError(f"LayerNorm: eps must be > 0, got {eps}")
+        self.normalized_shape, self.eps = shape, eps
+        affine = elementwise_affine
+        self.weight = Tensor(np.ones(shape), requires_grad=True, dtype=dtype) if affine else None
+        with_bias = affine and bias
+        self.bias = Tensor(np.zeros(shape), requires_grad=True, dtype=dtype) if with_bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def __repr__(self) -> str:
+        return (
+            f"LayerNorm({self.normalized_shape}, eps={self.eps}, "
+            f"elementwise_affine={self.weight is not None}, bias={self.bias is not None})"
+        )
+
+
 class _Activation(Module):
     fn = staticmethod(relu)
 
@@ -358,10 +350,7 @@ class Dropout(Module):
         self.p, self.rng = p, rng
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        scale = captured(_dropout_scale, self.rng, x.shape, self.p, x.dtype, effect=True)
-        return x * scale
+        return dropout(x, self.p, self.training, rng=self.rng)
 
     def __repr__(self) -> str:
         return f"Dropout({self.p})"
@@ -555,21 +544,10 @@ class Dropout2d(Module):
         if x.ndim not in (3, 4):
             raise ValueError(f"Dropout2d: expected (N, C, H, W) or (C, H, W), got {x.shape}")
         shape = x.shape[:-2] + (1, 1)
-        return x * captured(_dropout_scale, self.rng, shape, self.p, x.dtype, effect=True)
+        return x * captured(dropout_mask, self.rng, shape, self.p, x.dtype, effect=True)
 
     def __repr__(self) -> str:
         return f"Dropout2d({self.p})"
-
-
-def _clear_grads(params) -> None:
-    for p in params:
-        p.grad = None
-
-
-def _dropout_scale(rng: np.random.Generator, shape, p: float, dtype) -> np.ndarray:
-    """A fresh mask: 1/(1-p) where kept, 0 where dropped (a jit replay draws it anew each call)."""
-    keep = rng.random(shape, dtype=np.float32) >= p
-    return (keep * (1.0 / (1.0 - p))).astype(dtype)
 
 
 class MLP(Module):
@@ -589,7 +567,9 @@ class MLP(Module):
                 f"MLP: unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}"
             )
         self.config = {"sizes": sizes, "activation": activation, "dropout": float(dropout)}
-        self.linears = [Linear(a, b, rng=rng) for a, b in zip(sizes[:-1], sizes[1:])]
+        self.linears = [  # He init for the relu family, Xavier for tanh and sigmoid (init_std)
+            Linear(a, b, rng=rng, nonlinearity=activation) for a, b in zip(sizes[:-1], sizes[1:])
+        ]
         self.activation = ACTIVATIONS[activation]
         self.dropout = Dropout(dropout, rng=rng)
 
