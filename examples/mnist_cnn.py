@@ -19,6 +19,7 @@ which mnist_mlp.py shares. A checkpoint records the architecture (CNN.config), s
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 import trainer  # beside this script: python puts the script's folder first on sys.path
@@ -100,6 +101,11 @@ class CNN(nn.Sequential):
             nn.Dropout(dropout, rng=dropout_rng),
             nn.Linear(hidden, CLASSES, rng=rng),
         ]
+        for layer in layers:  # PyTorch's default for a linear layer, U(+-1/sqrt(fan_in)): the He
+            if isinstance(layer, nn.Linear):  # normal draw of nn.Linear trains this net slower
+                bound = 1 / math.sqrt(layer.weight.shape[0])
+                nn.init.uniform_(layer.weight, -bound, bound, rng=rng)
+                nn.init.uniform_(layer.bias, -bound, bound, rng=rng)
         super().__init__(*layers)
 
     def __repr__(self) -> str:
