@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tinygrad_np as tg
-from tinygrad_np import Tensor, nn, optim
+from tinygrad_np import Tensor, nn, optim, windows
 from tinygrad_np.nn import functional as F
 
 try:
@@ -241,3 +241,22 @@ def test_fused_batch_norm_equals_its_composite():
             grads.append([out.data] + [t.grad for t in ts])
         for a, e in zip(*grads):
             np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+
+
+def test_scratch_arrays_are_never_reused_while_held():
+    """The kernels' large outputs come from windows.SCRATCH: a result still held (here, after
+    several more calls of the same shape) keeps its values; one let go is handed out again."""
+    rng = np.random.default_rng(0)
+    w = Tensor(rng.standard_normal((16, 8, 3, 3)).astype(np.float32), requires_grad=True)
+    xs = [Tensor(rng.standard_normal((16, 8, 32, 32)).astype(np.float32)) for _ in range(6)]
+    held = [F.conv2d(x, w, padding=1) for x in xs]  # 1 MiB each (pooled), from 4.5 MiB unfolds
+    expected = [F.conv2d(Tensor(x.data.astype(np.float64)), Tensor(w.data.astype(np.float64)), padding=1).data for x in xs]
+    for out, ref in zip(held, expected):
+        np.testing.assert_allclose(out.data, ref, rtol=1e-4, atol=1e-4)
+    big = windows.SCRATCH.empty((1 << 19,), np.float32)  # 2 MiB: pooled
+    address = big.__array_interface__["data"][0]
+    del big
+    again = windows.SCRATCH.empty((1 << 19,), np.float32)
+    assert again.__array_interface__["data"][0] == address
+    kept = windows.SCRATCH.empty((1 << 19,), np.float32)
+    assert kept.__array_interface__["data"][0] != address  # `again` is still held

@@ -12,8 +12,50 @@ the product back with one strided add per kernel offset (KH*KW adds), cheaper th
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+_POOLED = 1 << 20  # bytes: smaller temporaries come from numpy's own cache of small blocks
+
+
+class Scratch:
+    """Arrays for the kernels' large temporaries, reused once nothing else refers to them.
+
+    A fresh array of tens of MB costs more than the copy that fills it on these machines (each
+    page is faulted in and zeroed by the kernel: 235 ms against 36 ms for a 58 MB unfold), so
+    the kernels take their large outputs and temporaries from here. An array is handed out again
+    only when the pool's own references are the only ones left (sys.getrefcount), so a value
+    still held anywhere (by a Tensor, a view, a jit slot, a rule's residual) is never reused; at
+    most `keep` arrays per shape and dtype are kept.
+    """
+
+    def __init__(self, keep: int = 4):
+        self.keep = keep
+        self.arrays: dict[tuple, list[np.ndarray]] = {}
+
+    def empty(self, shape, dtype) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        shape = tuple(int(n) for n in shape)
+        if dtype.itemsize * int(np.prod(shape)) < _POOLED:
+            return np.empty(shape, dtype)
+        kept = self.arrays.setdefault((shape, dtype), [])
+        for a in kept:
+            if sys.getrefcount(a) == 3:  # the list, the loop variable, getrefcount's argument
+                return a
+        a = np.empty(shape, dtype)
+        if len(kept) < self.keep:
+            kept.append(a)
+        return a
+
+    def zeros(self, shape, dtype) -> np.ndarray:
+        a = self.empty(shape, dtype)
+        a.fill(0)
+        return a
+
+
+SCRATCH = Scratch()
 
 
 def out_size(size: int, kernel: int, stride: int, pad: tuple[int, int], dilation: int) -> int:
@@ -31,7 +73,15 @@ def output_hw(shape, kernel, geometry) -> tuple[int, int]:
 def _padded(x: np.ndarray, padding, value=0.0) -> np.ndarray:
     if not any(padding[0]) and not any(padding[1]):
         return x
-    return np.pad(x, ((0, 0), (0, 0), padding[0], padding[1]), constant_values=value)
+    (pt, pb), (pl, pr) = padding
+    n, c, h, w = x.shape
+    out = SCRATCH.empty((n, c, h + pt + pb, w + pl + pr), x.dtype)
+    out[:, :, :pt] = value
+    out[:, :, pt + h :] = value
+    out[:, :, pt : pt + h, :pl] = value
+    out[:, :, pt : pt + h, pl + w :] = value
+    out[:, :, pt : pt + h, pl : pl + w] = x
+    return out
 
 
 def _windows(xpad: np.ndarray, kernel, out_hw, geometry) -> np.ndarray:
@@ -65,7 +115,9 @@ def _unfold(x: np.ndarray, kernel, geometry) -> tuple[np.ndarray, tuple[int, int
     out_hw = output_hw(x.shape, kernel, geometry)
     win = _windows(_padded(x, geometry[1]), kernel, out_hw, geometry)
     n, c = x.shape[:2]
-    return win.transpose(1, 4, 5, 0, 2, 3).reshape(-1, n * out_hw[0] * out_hw[1]), out_hw
+    cols = SCRATCH.empty((c * kernel[0] * kernel[1], n * out_hw[0] * out_hw[1]), x.dtype)
+    np.copyto(cols.reshape(c, *kernel, n, *out_hw), win.transpose(1, 4, 5, 0, 2, 3))
+    return cols, out_hw
 
 
 def _group_slices(total: int, groups: int):
@@ -75,12 +127,22 @@ def _group_slices(total: int, groups: int):
 
 def _channels_first(g: np.ndarray) -> np.ndarray:
     """(N, O, OH, OW) -> (O, N*OH*OW): g in the unfolded matrix's column order."""
-    return g.transpose(1, 0, 2, 3).reshape(g.shape[1], -1)
+    n, o, oh, ow = g.shape
+    out = SCRATCH.empty((o, n * oh * ow), g.dtype)
+    np.copyto(out.reshape(o, n, oh, ow), g.transpose(1, 0, 2, 3))
+    return out
 
 
 def _batch_first(out: np.ndarray, n: int, out_hw) -> np.ndarray:
     """(O, N*OH*OW) -> a contiguous (N, O, OH, OW)."""
-    return np.ascontiguousarray(out.reshape(-1, n, *out_hw).transpose(1, 0, 2, 3))
+    result = SCRATCH.empty((n, out.shape[0], *out_hw), out.dtype)
+    np.copyto(result, out.reshape(-1, n, *out_hw).transpose(1, 0, 2, 3))
+    return result
+
+
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b of two matrices, into a scratch array."""
+    return np.matmul(a, b, out=SCRATCH.empty((a.shape[0], b.shape[1]), np.result_type(a, b)))
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, geometry, groups: int, keep=None) -> np.ndarray:
@@ -91,7 +153,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, geometry, groups: int, keep=None) -> np
         cols, out_hw = _unfold(x, kernel, geometry)
         if keep is not None:
             keep.append(cols)
-        return _batch_first(w.reshape(o, -1) @ cols, n, out_hw)
+        return _batch_first(_product(w.reshape(o, -1), cols), n, out_hw)
     out_hw = output_hw(x.shape, kernel, geometry)
     out = np.empty((o, n * out_hw[0] * out_hw[1]), x.dtype)
     for cs, os in zip(_group_slices(x.shape[1], groups), _group_slices(o, groups)):
@@ -106,11 +168,13 @@ def _fold(cols: np.ndarray, x_shape, kernel, out_hw, geometry) -> np.ndarray:
     both sides of each add run along image rows."""
     n, c, h, w = x_shape
     (pt, pb), (pl, pr) = geometry[1]
-    dxpad = np.zeros((c, n, h + pt + pb, w + pl + pr), cols.dtype)
+    dxpad = SCRATCH.zeros((c, n, h + pt + pb, w + pl + pr), cols.dtype)
     blocks = cols.reshape(c, *kernel, n, *out_hw)
     for i, j, rows, cols_ in _offsets(kernel, out_hw, geometry):
         dxpad[:, :, rows, cols_] += blocks[:, i, j]
-    return np.ascontiguousarray(dxpad[:, :, pt : pt + h, pl : pl + w].transpose(1, 0, 2, 3))
+    dx = SCRATCH.empty(x_shape, cols.dtype)
+    np.copyto(dx, dxpad[:, :, pt : pt + h, pl : pl + w].transpose(1, 0, 2, 3))
+    return dx
 
 
 def conv2d_input_grad(g: np.ndarray, w: np.ndarray, x_shape, geometry, groups: int) -> np.ndarray:
