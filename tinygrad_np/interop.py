@@ -1,11 +1,11 @@
 """PyTorch interop: models and weights to and from torch.nn, and safetensors files torch loads.
 
     from tinygrad_np import interop
-    torch_model = interop.to_torch(model)             # nn.MLP or nn.Sequential -> torch.nn.Sequential
-    model = interop.from_torch(torch_model)           # torch.nn.Sequential -> nn.Sequential
-    sd = interop.to_torch_state_dict(model)           # torch's names and layouts, torch tensors
+    torch_model = interop.to_torch(model)     # nn.MLP or nn.Sequential -> torch.nn.Sequential
+    model = interop.from_torch(torch_model)   # torch.nn.Sequential -> nn.Sequential
+    sd = interop.to_torch_state_dict(model)   # torch's names and layouts, torch tensors
     interop.load_torch_state_dict(model, torch_model.state_dict())
-    interop.save_safetensors(model, "model.safetensors")   # torch_model.load_state_dict(load_file(...))
+    interop.save_safetensors(model, "model.safetensors")  # torch's load_state_dict takes it
 
 This module imports torch, so tinygrad_np itself never does: `import tinygrad_np` works without
 torch, `from tinygrad_np import interop` needs it (the `oracle` extra). The safetensors functions
@@ -66,7 +66,7 @@ _MLP_ACTIVATIONS = {  # nn.MLP's activation names as layers (its "gelu" is the t
     "gelu": lambda: nn.GELU("tanh"),
 }
 
-_LEAVES = (  # layers whose parameters and buffers have torch's names and layouts (Linear: transposed)
+_LEAVES = (  # layers whose state has torch's names and layouts (Linear's weight: transposed)
     nn.Linear, nn.Conv1d, nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
     nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.Embedding, nn.Dropout, nn.Dropout2d,
     nn.Flatten, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Identity, nn.GELU, nn.LeakyReLU,
@@ -133,7 +133,9 @@ def _to_torch_layer(layer, where: str, at: str) -> torch.nn.Module:
     T = torch.nn
     if isinstance(layer, (nn.Sequential, nn.MLP)):
         steps = _steps(layer, where)
-        return T.Sequential(*(_to_torch_layer(m, where, f"{at}{i}.") for i, (_, m) in enumerate(steps)))
+        return T.Sequential(
+            *(_to_torch_layer(m, where, f"{at}{i}.") for i, (_, m) in enumerate(steps))
+        )
     kind = type(_leaf(layer, where, at.rstrip(".")))
     if kind is nn.Linear:
         n_in, n_out = layer.weight.shape
@@ -145,8 +147,9 @@ def _to_torch_layer(layer, where: str, at: str) -> torch.nn.Module:
         return T.MaxPool2d(layer.kernel_size, layer.stride, layer.padding, layer.dilation)
     if kind is nn.AvgPool2d:
         return T.AvgPool2d(
-            layer.kernel_size, layer.stride, layer.padding, count_include_pad=layer.count_include_pad
-        )
+            layer.kernel_size, layer.stride, layer.padding,
+            count_include_pad=layer.count_include_pad,
+        )  # fmt: skip
     if kind is nn.AdaptiveAvgPool2d:
         return T.AdaptiveAvgPool2d(layer.output_size)
     if kind in (nn.BatchNorm1d, nn.BatchNorm2d):
@@ -335,8 +338,8 @@ def _check_state(model, shapes: dict[str, tuple[int, ...]], where: str) -> list[
     if problems:
         raise InteropError(
             f"{where}({type(model).__name__}): " + "; ".join(problems) + "; the state must come "
-            f"from the torch twin of this model (to_torch(model), or the module from_torch built it "
-            f"from)"
+            f"from the torch twin of this model (to_torch(model), or the module from_torch built "
+            f"it from)"
         )
     return entries
 

@@ -171,7 +171,8 @@ class Checkpoint:
                 f"optimizer)"
             )
         else:
-            why = f" ({spec['unrecorded']!s:.200})" if isinstance(spec.get("unrecorded"), str) else ""
+            why = spec.get("unrecorded")
+            why = f" ({why!s:.200})" if isinstance(why, str) else ""
             raise CheckpointError(
                 f"{self.path}: holds a {cls!s:.60} without a recorded architecture{why}; only an "
                 f"nn.MLP and an nn.Sequential of library layers can be rebuilt. Build the model "
@@ -210,7 +211,8 @@ class Checkpoint:
             raise CheckpointError(f"{self.path}: bad recorded architecture: {e}") from None
         stored = {k: v.shape for k, v in self.model_state.items()}
         if shapes != stored:
-            differ = sorted(k for k in shapes.keys() | stored.keys() if shapes.get(k) != stored.get(k))
+            names = shapes.keys() | stored.keys()
+            differ = sorted(k for k in names if shapes.get(k) != stored.get(k))
             raise CheckpointError(
                 f"{self.path}: the recorded architecture does not match the stored arrays "
                 f"(they differ at {differ[:5]}); the file is corrupt or was edited"
@@ -243,7 +245,9 @@ class Checkpoint:
             )
         return [out[str(i)] for i in range(len(out))]
 
-    def load_into(self, model: nn.Module | Tensors, optimizer: optim.Optimizer | None = None) -> None:
+    def load_into(
+        self, model: nn.Module | Tensors, optimizer: optim.Optimizer | None = None
+    ) -> None:
         """Copy the stored state into model (a Module, or a dict or list of Tensors, in place)
         and optimizer; every mismatch is named before anything changes."""
         try:
@@ -281,7 +285,9 @@ def check_tensors(named: dict[str, Tensor], shapes: dict[str, tuple[int, ...]]) 
         problems.append(f"unexpected {unexpected}")
     for name, t in named.items():
         if name in shapes and tuple(shapes[name]) != t.shape:
-            problems.append(f"{name} has shape {tuple(shapes[name])} in the state but {t.shape} here")
+            problems.append(
+                f"{name} has shape {tuple(shapes[name])} in the state but {t.shape} here"
+            )
     if problems:
         raise ValueError(
             "restore(tensors): " + "; ".join(problems) + "; pass the tensors the checkpoint was "
