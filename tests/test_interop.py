@@ -1,6 +1,10 @@
 """tinygrad_np.interop: models and weights to and from torch.nn; safetensors files torch loads."""
 
+import importlib
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -255,3 +259,23 @@ def test_a_model_from_torch_trains():
         losses.append(loss.item())
     assert losses[-1] < losses[0]
     assert model[0].weight.grad is not None and not model[0].weight.grad[0].any()  # padding row
+
+
+def test_without_torch_the_import_names_the_extra_and_tinygrad_np_still_imports(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    monkeypatch.delitem(sys.modules, "tinygrad_np.interop")
+    with pytest.raises(ImportError, match=r"tinygrad_np.interop needs PyTorch: pip install "
+                       r"'tinygrad_np\[oracle\]'"):  # fmt: skip
+        importlib.import_module("tinygrad_np.interop")
+    code = "import sys; sys.modules['torch'] = None; import tinygrad_np; print(tinygrad_np.nn.MLP)"
+    root = Path(__file__).resolve().parents[1]  # the checkout under test, as pytest's pythonpath
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0 and "MLP" in done.stdout, done.stderr  # no torch needed
+
+
+def test_without_safetensors_its_functions_name_the_extra(monkeypatch, tmp_path):
+    monkeypatch.setattr(interop, "safetensors_numpy", None)
+    with pytest.raises(ImportError, match=r"save_safetensors needs the safetensors package: pip "
+                       r"install 'tinygrad_np\[safetensors\]'"):  # fmt: skip
+        interop.save_safetensors(mlp(), tmp_path / "m.safetensors")
+    assert not (tmp_path / "m.safetensors").exists()

@@ -35,7 +35,7 @@ import numpy as np
 
 try:
     import torch
-except ImportError as e:  # pragma: no cover - the oracle extra is installed where tests run
+except ImportError as e:
     raise ImportError(
         "tinygrad_np.interop needs PyTorch: pip install 'tinygrad_np[oracle]' (or torch itself)"
     ) from e

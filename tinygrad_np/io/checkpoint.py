@@ -131,9 +131,14 @@ def _model_record(model, named: dict[str, Tensor]) -> dict:
     record = {"class": type(model).__name__, "config": getattr(model, "config", None)}
     if type(model) is nn.Sequential:
         try:
-            record["config"] = architecture.describe(model)
+            config = architecture.describe(model)
+            json.dumps(config)
         except architecture.ArchitectureError as e:
             record["unrecorded"] = str(e)  # build_model says why it cannot rebuild this one
+        except (TypeError, ValueError) as e:
+            record["unrecorded"] = f"a layer's settings are not JSON: {e}"
+        else:
+            record["config"] = config
     return record
 
 
@@ -207,7 +212,7 @@ class Checkpoint:
         only then build it, so a record cannot ask for more memory than the file holds."""
         try:
             shapes = architecture.state_shapes(config)
-        except architecture.ArchitectureError as e:
+        except (architecture.ArchitectureError, RecursionError) as e:  # RecursionError: nesting
             raise CheckpointError(f"{self.path}: bad recorded architecture: {e}") from None
         stored = {k: v.shape for k, v in self.model_state.items()}
         if shapes != stored:
@@ -219,7 +224,7 @@ class Checkpoint:
             )
         try:
             return architecture.build(config, rng or np.random.default_rng(0))
-        except architecture.ArchitectureError as e:
+        except (architecture.ArchitectureError, RecursionError) as e:
             raise CheckpointError(f"{self.path}: bad recorded architecture: {e}") from None
 
     def tensors(self) -> dict[str, Tensor] | list[Tensor]:

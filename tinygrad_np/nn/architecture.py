@@ -48,7 +48,13 @@ class ArchitectureError(ValueError):
 
 
 def _dtype(layer: Module) -> str:
-    return layer.weight.data.dtype.name if layer.weight is not None else "float32"
+    """The layer's dtype: its weight's, else its running statistics' (batch norm without affine),
+    else float32 (nothing stored, so nothing to keep)."""
+    for name in ("weight", "running_mean"):
+        t = getattr(layer, name, None)
+        if t is not None:
+            return t.data.dtype.name
+    return "float32"
 
 
 def _tuples(value):
