@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -103,9 +104,17 @@ def _leaf(layer, where: str, at: str):
     return layer
 
 
-def _entries(model, where: str, ours: str = "", theirs: str = "") -> list[tuple]:
-    """(our name, torch name, transposed, our tensor) for each state entry of model; for
-    BatchNorm's num_batches_tracked (torch only) our name and tensor are None."""
+class Entry(NamedTuple):
+    """One entry of a model's state on both sides."""
+
+    ours: str | None  # our state_dict name; None for batch norm's num_batches_tracked (torch only)
+    theirs: str  # torch's name
+    transposed: bool  # a Linear weight: ours (in, out), torch's (out, in)
+    tensor: object  # our Tensor (None with ours)
+
+
+def _entries(model, where: str, ours: str = "", theirs: str = "") -> list[Entry]:
+    """Every state entry of model (an nn.MLP or nn.Sequential), in torch's order."""
     out = []
     for i, (prefix, layer) in enumerate(_steps(model, where)):
         here = f"{theirs}{i}."
@@ -115,9 +124,9 @@ def _entries(model, where: str, ours: str = "", theirs: str = "") -> list[tuple]
         _leaf(layer, where, here[:-1])
         for name, t in [*layer.named_parameters(), *layer.named_buffers()]:
             transposed = isinstance(layer, nn.Linear) and name == "weight"
-            out.append((ours + prefix + name, here + name, transposed, t))
+            out.append(Entry(ours + prefix + name, here + name, transposed, t))
         if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)) and layer.running_mean is not None:
-            out.append((None, here + "num_batches_tracked", False, None))
+            out.append(Entry(None, here + "num_batches_tracked", False, None))
     return out
 
 
@@ -309,20 +318,20 @@ def _check_state(model, shapes: dict[str, tuple[int, ...]], where: str) -> list[
     """model's entries, once every name and shape of a state with these torch names and shapes is
     checked; InteropError naming each problem (and the likely cause) before anything changes."""
     entries = _entries(model, where)
-    expected = {e[1]: e for e in entries}
+    expected = {e.theirs: e for e in entries}
     problems = []
-    missing = [k for k, e in expected.items() if k not in shapes and e[0] is not None]
+    missing = [k for k, e in expected.items() if k not in shapes and e.ours is not None]
     unexpected = [k for k in shapes if k not in expected]
     if missing:
         problems.append(f"missing {missing}")
     if unexpected:
-        ours = {e[0] for e in entries}
+        ours = {e.ours for e in entries}
         hint = (
             " (these are tinygrad_np's own names: load such a state with model.load_state_dict())"
             if any(k in ours for k in unexpected) else ""
         )  # fmt: skip
         problems.append(f"unexpected {unexpected}{hint}")
-    for name, (_, _, transposed, t) in expected.items():
+    for name, (_, _, transposed, t) in expected.items():  # an Entry
         if name not in shapes:
             continue
         want = () if t is None else (t.shape[::-1] if transposed else t.shape)

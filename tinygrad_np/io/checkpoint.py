@@ -67,7 +67,11 @@ def save_checkpoint(
     parameter behind each buffer index (None when the optimizer holds tensors outside the model).
     """
     named = named_tensors(model, "save_checkpoint")
-    arrays = {f"model/{k}": t.data.copy() for k, t in named.items()}
+    if isinstance(model, nn.Module):
+        state = model.state_dict()  # a subclass's own state_dict, if it has one
+    else:
+        state = {k: t.data.copy() for k, t in named.items()}
+    arrays = {f"model/{k}": v for k, v in state.items()}
     meta = {"format": FORMAT, "version": VERSION, "model": _model_record(model, named)}
     meta["extra"] = extra or {}
     if optimizer is not None:
