@@ -674,3 +674,208 @@ def test_is_checkpoint(tmp_path):
         assert not is_checkpoint(tmp_path / "fifo")
         with pytest.raises(CheckpointError, match=r"not a regular file"):
             tg.load_checkpoint(tmp_path / "fifo")
+
+
+# --- a dict or list of tensors, any module, and the recorded architecture of a Sequential ---
+
+
+def plain_weights(seed):
+    """The README's plain-expression style: the weights are loose tensors."""
+    rng = np.random.default_rng(seed)
+    W1 = tg.randn(5, 4, rng=rng, requires_grad=True)
+    b1 = tg.zeros(4, requires_grad=True)
+    W2 = tg.randn(4, 3, rng=rng, requires_grad=True)
+    scale = Tensor(np.float32(2.0))  # a constant: saved, not trained
+    return {"W1": W1, "b1": b1, "W2": W2, "scale": scale}
+
+
+def plain_forward(w, x):
+    return ((Tensor(x) @ w["W1"] + w["b1"]).relu() @ w["W2"]) * w["scale"]
+
+
+def test_a_dict_of_tensors_and_its_optimizer_round_trip(tmp_path):
+    w = plain_weights(0)
+    opt = optim.Adam([w["W1"], w["b1"], w["W2"]], lr=0.01)
+    x = np.random.default_rng(1).standard_normal((6, 5)).astype(np.float32)
+    for _ in range(3):
+        loss = F.cross_entropy(plain_forward(w, x), np.array([0, 1, 2, 0, 1, 2]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    path = tmp_path / "plain.npz"
+    tg.save_checkpoint(path, w, opt, extra={"step": 3})
+    w2 = plain_weights(5)
+    opt2 = optim.Adam([w2["W1"], w2["b1"], w2["W2"]], lr=0.5)
+    assert tg.restore(path, w2, opt2) == {"step": 3}
+    for name in w:
+        np.testing.assert_array_equal(w2[name].data, w[name].data, err_msg=name)
+    for key, value in opt.state_dict().items():
+        np.testing.assert_array_equal(opt2.state_dict()[key], value, err_msg=key)
+    ckpt = tg.load_checkpoint(path)
+    assert ckpt.meta["optimizer"]["params"] == ["W1", "b1", "W2"]
+    fresh = ckpt.tensors()
+    assert list(fresh) == list(w) and fresh["W1"].requires_grad and not fresh["scale"].requires_grad
+    np.testing.assert_array_equal(plain_forward(fresh, x).data, plain_forward(w, x).data)
+    with pytest.raises(
+        CheckpointError,
+        match=r"holds a dict of tensors, not a model; take new tensors with "
+        r"Checkpoint.tensors\(\), or load into yours with restore",
+    ):
+        ckpt.build_model()
+    w3 = plain_weights(6)
+    del w3["scale"]
+    with pytest.raises(CheckpointError, match=r"restore\(tensors\): unexpected \['scale'\]"):
+        tg.restore(path, w3)
+
+
+def test_a_list_of_tensors_round_trips_and_bad_entries_are_refused(tmp_path):
+    tensors = [Tensor(np.arange(3.0), requires_grad=True), Tensor(np.ones((2, 2), np.float32))]
+    path = tmp_path / "list.npz"
+    tg.save_checkpoint(path, tensors)
+    back = tg.load_checkpoint(path).tensors()
+    assert isinstance(back, list) and [t.requires_grad for t in back] == [True, False]
+    for a, b in zip(tensors, back):
+        np.testing.assert_array_equal(a.data, b.data)
+        assert a.data.dtype == b.data.dtype
+    into = [Tensor(np.zeros(3), requires_grad=True), Tensor(np.zeros((2, 2), np.float32))]
+    tg.restore(path, into)
+    np.testing.assert_array_equal(into[1].data, np.ones((2, 2)))
+    with pytest.raises(CheckpointError, match=r"1 has shape \(2, 2\) in the state but \(3,\) here"):
+        tg.restore(path, [into[0], Tensor(np.zeros(3))])
+    with pytest.raises(TypeError, match=r"save_checkpoint: entry 'b' is a ndarray, not a Tensor"):
+        tg.save_checkpoint(path, {"a": tensors[0], "b": np.zeros(2)})
+    with pytest.raises(ValueError, match=r"each must be a non-empty string without '/', got 'a/b'"):
+        tg.save_checkpoint(path, {"a/b": tensors[0]})
+    with pytest.raises(TypeError, match=r"restore: expected an nn.Module, or a dict or list of "):
+        tg.restore(path, tensors[0])
+
+
+class Encoder(nn.Module):
+    """A user module holding a ModuleList, a ModuleDict, a batch norm (buffers) and a tensor."""
+
+    def __init__(self, rng):
+        self.blocks = nn.ModuleList([nn.Linear(4, 4, rng=rng), nn.Linear(4, 4, rng=rng)])
+        self.heads = nn.ModuleDict({"a": nn.Linear(4, 2, rng=rng), "b": nn.Linear(4, 3, rng=rng)})
+        self.norm = nn.BatchNorm1d(4)
+        self.gain = Tensor(rng.uniform(1, 2, (4,)).astype(np.float32), requires_grad=True)
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x).relu()
+        x = self.norm(x) * self.gain
+        return self.heads["a"](x), self.heads["b"](x)
+
+
+class Net(nn.Module):
+    def __init__(self, rng):
+        self.encoder = Encoder(rng)
+        self.out = nn.Sequential(nn.Linear(2, 2, rng=rng))
+
+    def forward(self, x):
+        a, b = self.encoder(x)
+        return self.out(a), b
+
+
+def test_a_nested_user_module_round_trips_with_its_buffers(tmp_path):
+    model = Net(np.random.default_rng(0))
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = np.random.default_rng(1).standard_normal((8, 4)).astype(np.float32)
+    for _ in range(2):
+        a, b = model(Tensor(x))
+        loss = (a**2).mean() + (b**2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    path = tmp_path / "net.npz"
+    tg.save_checkpoint(path, model, opt)
+    names = set(tg.load_checkpoint(path).model_state)
+    assert {"encoder.blocks.1.weight", "encoder.heads.b.bias", "encoder.norm.running_var",
+            "encoder.gain", "out.layers.0.weight"} <= names  # fmt: skip
+    other = Net(np.random.default_rng(9))
+    opt2 = optim.SGD(other.parameters(), lr=1.0)
+    tg.restore(path, other, opt2)
+    model.eval(), other.eval()
+    for ours, theirs in zip(model(Tensor(x)), other(Tensor(x))):
+        np.testing.assert_array_equal(ours.data, theirs.data)
+    np.testing.assert_array_equal(other.encoder.norm.running_mean.data,
+                                  model.encoder.norm.running_mean.data)  # fmt: skip
+    assert opt2.state_dict()["step"] == 2
+    with pytest.raises(CheckpointError, match=r"holds a Net without a recorded architecture; only "
+                       r"an nn.MLP and an nn.Sequential of library layers can be rebuilt. Build "
+                       r"the model yourself \(model = Net\(...\)\) and load it with "
+                       r"restore\(path, model, optimizer\)"):  # fmt: skip
+        tg.load_checkpoint(path).build_model()
+
+
+def library_sequential(rng):
+    return nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1, rng=rng), nn.BatchNorm2d(3), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Identity(),
+        nn.AvgPool2d(2, stride=1), nn.AdaptiveAvgPool2d(2), nn.Dropout2d(0.1, rng=rng),
+        nn.Flatten(), nn.Dropout(0.2, rng=rng), nn.Linear(12, 6, rng=rng), nn.GELU("tanh"),
+        nn.Sequential(nn.LayerNorm(6), nn.Linear(6, 4, bias=False, rng=rng)),
+        nn.BatchNorm1d(4, affine=False), nn.LeakyReLU(0.2), nn.Tanh(), nn.Sigmoid(),
+    )  # fmt: skip
+
+
+def test_a_sequential_of_library_layers_is_rebuilt_by_build_model(tmp_path):
+    model = library_sequential(np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((5, 1, 8, 8)).astype(np.float32)
+    model(Tensor(x))  # training mode: the running statistics move
+    opt = optim.AdamW(model.parameters(), lr=0.01)
+    path = tmp_path / "seq.npz"
+    tg.save_checkpoint(path, model, opt)
+    ckpt = tg.load_checkpoint(path)
+    rebuilt = ckpt.build_model(np.random.default_rng(3))
+    assert repr(rebuilt) == repr(model)
+    model.eval(), rebuilt.eval()
+    np.testing.assert_array_equal(rebuilt(Tensor(x)).data, model(Tensor(x)).data)
+    opt2 = optim.AdamW(rebuilt.parameters(), lr=1.0)
+    ckpt.load_into(rebuilt, opt2)
+    assert opt2.lr == 0.01
+    ids = np.array([[1, 0, 3]])
+    emb = nn.Sequential(nn.Embedding(4, 5, padding_idx=0, rng=np.random.default_rng(0)),
+                        nn.LayerNorm((3, 5), elementwise_affine=True))  # fmt: skip
+    tg.save_checkpoint(path, emb)
+    again = tg.load_checkpoint(path).build_model()
+    assert again[0].padding_idx == 0 and again[1].normalized_shape == (3, 5)
+    np.testing.assert_array_equal(again(ids).data, emb(ids).data)
+    conv1d = nn.Sequential(nn.Conv1d(2, 4, 3, stride=2, padding=1, rng=np.random.default_rng(0)))
+    tg.save_checkpoint(path, conv1d)
+    signal = np.random.default_rng(2).standard_normal((3, 2, 9)).astype(np.float32)
+    rebuilt = tg.load_checkpoint(path).build_model()
+    assert repr(rebuilt) == repr(conv1d)
+    np.testing.assert_array_equal(rebuilt(Tensor(signal)).data, conv1d(Tensor(signal)).data)
+
+
+def test_a_sequential_that_cannot_be_rebuilt_says_why_and_what_to_do(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "seq.npz"
+    tg.save_checkpoint(path, nn.Sequential(nn.Linear(2, 2, rng=rng), Encoder(rng)))
+    with pytest.raises(
+        CheckpointError,
+        match=r"holds a Sequential without a recorded architecture \(layer 1 \(Encoder\) is not "
+        r"one of the library layers a record can rebuild .*\); only an nn.MLP .* load it with "
+        r"restore\(path, model",
+    ):
+        tg.load_checkpoint(path).build_model()
+
+
+def test_a_recorded_architecture_that_disagrees_with_the_weights_is_refused_unbuilt(tmp_path):
+    path = tmp_path / "seq.npz"
+    tg.save_checkpoint(path, nn.Sequential(nn.Linear(3, 2, rng=np.random.default_rng(0))))
+    meta = json.loads(str(np.load(path)["meta"]))
+    meta["model"]["config"]["layers"][0].update(n_in=1 << 20, n_out=1 << 20)  # 4 TiB of weights
+    replace_member(path, "meta.npy", npy(np.array(json.dumps(meta))))
+    ckpt = tg.load_checkpoint(path)  # the arrays are small and agree with their record
+    with pytest.raises(
+        CheckpointError,
+        match=r"the recorded architecture does not match the stored arrays \(they differ at "
+        r"\['layers.0.bias', 'layers.0.weight'\]\)",
+    ):
+        ckpt.build_model()
+    meta["model"]["config"]["layers"][0]["type"] = "os.system"
+    replace_member(path, "meta.npy", npy(np.array(json.dumps(meta))))
+    with pytest.raises(CheckpointError, match=r"bad recorded architecture: layer 0 has unknown "
+                       r"type 'os.system'"):  # fmt: skip
+        tg.load_checkpoint(path).build_model()

@@ -1,5 +1,12 @@
 """Checkpoints: a model's parameters, its architecture and optimizer state in one .npz file.
 
+What is saved: any nn.Module (its state_dict: parameters and buffers, nested modules by dotted
+name), or a dict (name -> Tensor) or list of Tensors, as the README's plain-expression style holds
+its weights; with the optimizer over them. The architecture of an nn.MLP and of an nn.Sequential of
+library layers (nn.architecture) is recorded, so Checkpoint.build_model() rebuilds them; anything
+else is loaded into a model you construct (restore()), and a dict or list into its tensors
+(restore(), or Checkpoint.tensors() for new ones).
+
 Arrays are stored as .npy members and everything else as one JSON string (the 'meta' member), so
 loading never unpickles. Loading is bounded (io.npz): the meta member is read first (at most
 META_MAX_BYTES), then every member's zip entry and .npy header are checked against what the
@@ -8,7 +15,10 @@ model and optimizer given to restore()) and their total against the memory avail
 any member's data is decompressed. Files are written to a temporary name and renamed into place.
 
 Version 2 records every array's shape and dtype and which model parameter each optimizer buffer
-belongs to; version-1 files (which the trainer wrote for MLPs) are still read.
+belongs to; version-1 files (which the trainer wrote for MLPs) are still read. A Sequential's
+record (model.config = {"layers": [...]}) and a dict or list of tensors (model.class "dict" or
+"list", with the names of those that require grad) are additions a version-2 reader without them
+loads as plain parameter states.
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import nn, optim
+from ..nn import architecture
+from ..tensor import Tensor
 from . import npz
 from .files import DataError, atomic_write
 
@@ -38,21 +50,30 @@ class CheckpointError(DataError):
     """A checkpoint file is unreadable, not a checkpoint, or does not fit the model; names the file."""
 
 
+Tensors = dict[str, Tensor] | list[Tensor] | tuple[Tensor, ...]  # the plain-expression style
+
+
 def save_checkpoint(
-    path, model: nn.Module, optimizer: optim.Optimizer | None = None, extra: dict | None = None
+    path,
+    model: nn.Module | Tensors,
+    optimizer: optim.Optimizer | None = None,
+    extra: dict | None = None,
 ) -> None:
-    """Write model parameters (+ MLP architecture), optimizer state and JSON-able extra, atomically.
+    """Write a model's parameters and buffers (+ its architecture where it can be recorded),
+    optimizer state and JSON-able extra, atomically. model is a Module, or a dict (name -> Tensor)
+    or list of Tensors (saved under their keys, or '0', '1', ...).
 
     The meta records every array's shape and dtype, and for the optimizer the name of the model
     parameter behind each buffer index (None when the optimizer holds tensors outside the model).
     """
-    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
-    meta = {
-        "format": FORMAT,
-        "version": VERSION,
-        "model": {"class": type(model).__name__, "config": getattr(model, "config", None)},
-        "extra": extra or {},
-    }
+    named = named_tensors(model, "save_checkpoint")
+    if isinstance(model, nn.Module):
+        state = model.state_dict()  # a subclass's own state_dict, if it has one
+    else:
+        state = {k: t.data.copy() for k, t in named.items()}
+    arrays = {f"model/{k}": v for k, v in state.items()}
+    meta = {"format": FORMAT, "version": VERSION, "model": _model_record(model, named)}
+    meta["extra"] = extra or {}
     if optimizer is not None:
         scalars = {}
         for k, v in optimizer.state_dict().items():
@@ -62,7 +83,9 @@ def save_checkpoint(
                 arrays[f"optim/{k}"] = v
             else:
                 scalars[k] = v
-        names = {id(p): name for name, p in model.named_parameters()}
+        names = {}
+        for name, t in named.items():
+            names.setdefault(id(t), name)  # a tensor under two names: the first
         owners = [names.get(id(p)) for p in optimizer.params]
         meta["optimizer"] = {
             "class": type(optimizer).__name__,
@@ -72,6 +95,55 @@ def save_checkpoint(
     meta["arrays"] = {k: {"shape": list(v.shape), "dtype": v.dtype.str} for k, v in arrays.items()}
     arrays["meta"] = np.array(json.dumps(meta))
     atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def named_tensors(target, where: str) -> dict[str, Tensor]:
+    """name -> Tensor for what a checkpoint stores of target: a Module's parameters and buffers
+    (its state_dict's names), a dict's entries by key, a list's by position ('0', '1', ...)."""
+    if isinstance(target, nn.Module):
+        return {**dict(target.named_parameters()), **dict(target.named_buffers())}
+    if isinstance(target, dict):
+        items = list(target.items())
+    elif isinstance(target, (list, tuple)):
+        items = [(str(i), t) for i, t in enumerate(target)]
+    else:
+        raise TypeError(
+            f"{where}: expected an nn.Module, or a dict or list of Tensors, got "
+            f"{type(target).__name__}"
+        )
+    for key, t in items:
+        if not isinstance(key, str) or not key or "/" in key:
+            raise ValueError(
+                f"{where}: the dict's keys name the stored arrays, so each must be a non-empty "
+                f"string without '/', got {key!r:.60}"
+            )
+        if not isinstance(t, Tensor):
+            raise TypeError(
+                f"{where}: entry {key!r:.60} is a {type(t).__name__}, not a Tensor; wrap arrays "
+                f"in tg.Tensor(...) (or keep them in extra= if they are not weights)"
+            )
+    return dict(items)
+
+
+def _model_record(model, named: dict[str, Tensor]) -> dict:
+    """meta['model']: the class, and the architecture where one can be recorded (an MLP's config,
+    a Sequential's layers); for a dict or list of tensors, which of them require grad."""
+    if not isinstance(model, nn.Module):
+        grads = [name for name, t in named.items() if t.requires_grad]
+        return {"class": "dict" if isinstance(model, dict) else "list",
+                "config": None, "requires_grad": grads}  # fmt: skip
+    record = {"class": type(model).__name__, "config": getattr(model, "config", None)}
+    if type(model) is nn.Sequential:
+        try:
+            config = architecture.describe(model)
+            json.dumps(config)
+        except architecture.ArchitectureError as e:
+            record["unrecorded"] = str(e)  # build_model says why it cannot rebuild this one
+        except (TypeError, ValueError) as e:
+            record["unrecorded"] = f"a layer's settings are not JSON: {e}"
+        else:
+            record["config"] = config
+    return record
 
 
 @dataclass
@@ -92,14 +164,34 @@ class Checkpoint:
         return self.meta.get("optimizer", {}).get("class")
 
     def build_model(self, rng: np.random.Generator | None = None) -> nn.Module:
-        """Rebuild the saved MLP from its recorded architecture and load its parameters."""
+        """Rebuild the saved nn.MLP or nn.Sequential of library layers from its recorded
+        architecture (weights drawn from rng, default np.random.default_rng(0), are then replaced
+        by the stored ones; Dropout layers draw their masks from rng) and load its state."""
         spec = self.meta.get("model", {})
-        if spec.get("class") != "MLP" or not spec.get("config"):
+        cls = spec.get("class")
+        if cls == "MLP" and spec.get("config"):
+            model = self._build_mlp(spec["config"], rng)
+        elif cls == "Sequential" and isinstance(spec.get("config"), dict):
+            model = self._build_sequential(spec["config"], rng)
+        elif cls in ("dict", "list") and "requires_grad" in spec:
             raise CheckpointError(
-                f"{self.path}: holds a {spec.get('class')} without a recorded "
-                f"architecture; build the model yourself and use restore()"
+                f"{self.path}: holds a {cls} of tensors, not a model; take new tensors with "
+                f"Checkpoint.tensors(), or load into yours with restore(path, your_{cls}, "
+                f"optimizer)"
             )
-        config = spec["config"]
+        else:
+            why = spec.get("unrecorded")
+            why = f" ({why!s:.200})" if isinstance(why, str) else ""
+            raise CheckpointError(
+                f"{self.path}: holds a {cls!s:.60} without a recorded architecture{why}; only an "
+                f"nn.MLP and an nn.Sequential of library layers can be rebuilt. Build the model "
+                f"yourself (model = {cls!s:.60}(...)) and load it with restore(path, model, "
+                f"optimizer)"
+            )
+        self.load_into(model)
+        return model
+
+    def _build_mlp(self, config, rng) -> nn.Module:
         sizes = config.get("sizes") if isinstance(config, dict) else None
         shapes = (
             [
@@ -115,15 +207,66 @@ class Checkpoint:
                 f"match the stored weights"
             )
         try:
-            model = nn.MLP(**config, rng=rng or np.random.default_rng(0))
+            return nn.MLP(**config, rng=rng or np.random.default_rng(0))
         except (TypeError, ValueError) as e:
             raise CheckpointError(f"{self.path}: bad recorded architecture: {e}") from None
-        self.load_into(model)
-        return model
 
-    def load_into(self, model: nn.Module, optimizer: optim.Optimizer | None = None) -> None:
+    def _build_sequential(self, config: dict, rng) -> nn.Module:
+        """Check the record against the stored arrays (names and shapes, nothing allocated) and
+        only then build it, so a record cannot ask for more memory than the file holds."""
         try:
-            model.load_state_dict(self.model_state)
+            shapes = architecture.state_shapes(config)
+        except (architecture.ArchitectureError, RecursionError) as e:  # RecursionError: nesting
+            raise CheckpointError(f"{self.path}: bad recorded architecture: {e}") from None
+        stored = {k: v.shape for k, v in self.model_state.items()}
+        if shapes != stored:
+            names = shapes.keys() | stored.keys()
+            differ = sorted(k for k in names if shapes.get(k) != stored.get(k))
+            raise CheckpointError(
+                f"{self.path}: the recorded architecture does not match the stored arrays "
+                f"(they differ at {differ[:5]}); the file is corrupt or was edited"
+            )
+        try:
+            return architecture.build(config, rng or np.random.default_rng(0))
+        except (architecture.ArchitectureError, RecursionError) as e:
+            raise CheckpointError(f"{self.path}: bad recorded architecture: {e}") from None
+
+    def tensors(self) -> dict[str, Tensor] | list[Tensor]:
+        """New Tensors holding a saved dict or list of tensors (as saved: a dict by key, a list in
+        order), requires_grad as they had it; for a model's checkpoint, a dict by state name."""
+        spec = self.meta.get("model", {})
+        grads = spec.get("requires_grad", [])
+        if not isinstance(grads, list):
+            raise CheckpointError(
+                f"{self.path}: its meta records requires_grad as {grads!r:.60}, not a list of "
+                f"names; the file is corrupt or was edited"
+            )
+        out = {
+            k: Tensor(v.copy(), requires_grad=k in grads and v.dtype.kind == "f")
+            for k, v in self.model_state.items()
+        }
+        if spec.get("class") != "list":
+            return out
+        if sorted(out) != [str(i) for i in range(len(out))]:
+            raise CheckpointError(
+                f"{self.path}: a saved list holds the entries {sorted(out)[:5]}, not 0 to "
+                f"{len(out) - 1}; the file is corrupt or was edited"
+            )
+        return [out[str(i)] for i in range(len(out))]
+
+    def load_into(
+        self, model: nn.Module | Tensors, optimizer: optim.Optimizer | None = None
+    ) -> None:
+        """Copy the stored state into model (a Module, or a dict or list of Tensors, in place)
+        and optimizer; every mismatch is named before anything changes."""
+        try:
+            if isinstance(model, nn.Module):
+                model.load_state_dict(self.model_state)
+            else:
+                named = named_tensors(model, "restore")
+                check_tensors(named, {k: v.shape for k, v in self.model_state.items()})
+                for name, t in named.items():
+                    t.data[...] = self.model_state[name]
             if optimizer is not None and self.optimizer_state:
                 optimizer.load_state_dict(self.optimizer_state)
         except (TypeError, ValueError) as e:  # TypeError: a recorded hyperparameter not a number
@@ -139,12 +282,37 @@ def load_checkpoint(path) -> Checkpoint:
     return _load(Path(path))
 
 
-def restore(path, model: nn.Module, optimizer: optim.Optimizer | None = None) -> dict:
-    """Load a checkpoint into an existing model (and optimizer); return its extra dict.
+def check_tensors(named: dict[str, Tensor], shapes: dict[str, tuple[int, ...]]) -> None:
+    """ValueError naming every missing, unexpected or wrongly shaped entry of a state with these
+    names and shapes, for a dict or list of tensors (Module.check_state's counterpart)."""
+    problems = []
+    missing = [k for k in named if k not in shapes]
+    unexpected = [k for k in shapes if k not in named]
+    if missing:
+        problems.append(f"missing {missing}")
+    if unexpected:
+        problems.append(f"unexpected {unexpected}")
+    for name, t in named.items():
+        if name in shapes and tuple(shapes[name]) != t.shape:
+            problems.append(
+                f"{name} has shape {tuple(shapes[name])} in the state but {t.shape} here"
+            )
+    if problems:
+        raise ValueError(
+            "restore(tensors): " + "; ".join(problems) + "; pass the tensors the checkpoint was "
+            "saved from (the same keys, or list length, and shapes)"
+        )
+
+
+def restore(path, model: nn.Module | Tensors, optimizer: optim.Optimizer | None = None) -> dict:
+    """Load a checkpoint into an existing model (a Module, or a dict or list of Tensors, whose
+    arrays are overwritten in place) and optimizer; return its extra dict.
 
     The stored shapes are also checked against the model's parameters (and the optimizer's) before
     any data is decompressed.
     """
+    if not isinstance(model, nn.Module):
+        named_tensors(model, "restore")  # a TypeError or ValueError of the caller's, not the file's
     ckpt = _load(Path(path), model, optimizer)
     ckpt.load_into(model, optimizer)
     return ckpt.extra
@@ -170,7 +338,7 @@ def is_checkpoint(path) -> bool:
 
 
 def _load(
-    path: Path, model: nn.Module | None = None, optimizer: optim.Optimizer | None = None
+    path: Path, model: nn.Module | Tensors | None = None, optimizer: optim.Optimizer | None = None
 ) -> Checkpoint:
     """Read path, checking every member before any data is decompressed (see the module docstring)."""
     try:
@@ -428,10 +596,14 @@ def _buffer_owners(path: Path, meta: dict, mlp: dict | None) -> list[str] | None
     return owners
 
 
-def _check_model(path: Path, model: nn.Module, members: dict[str, npz.Member]) -> None:
+def _check_model(path: Path, model, members: dict[str, npz.Member]) -> None:
     """The stored parameters are the model's, in name and shape (load_state_dict's own check)."""
+    shapes = {k[6:]: m.shape for k, m in members.items() if k.startswith("model/")}
     try:
-        model.check_state({k[6:]: m.shape for k, m in members.items() if k.startswith("model/")})
+        if isinstance(model, nn.Module):
+            model.check_state(shapes)
+        else:
+            check_tensors(named_tensors(model, "restore"), shapes)
     except ValueError as e:
         raise CheckpointError(f"{path}: {e}") from None
 
