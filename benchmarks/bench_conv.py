@@ -29,6 +29,8 @@ from tinygrad_np.nn import functional as F  # noqa: E402
 
 try:
     import torch
+
+    from tinygrad_np.interop import to_torch
 except ImportError:
     torch = None
 
@@ -48,29 +50,6 @@ def cnn(channels, hidden, rng):
         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(c2 * 49, hidden, rng=rng), nn.ReLU(),
         nn.Linear(hidden, 10, rng=rng),
     )  # fmt: skip
-
-
-def torch_cnn(model):
-    """The same network in PyTorch, with model's weights."""
-    layers = []
-    for layer in model.layers:
-        if isinstance(layer, nn.Conv2d):
-            t = torch.nn.Conv2d(*layer.weight.shape[1::-1], 3, padding=1, bias=False)
-            t.weight.data = torch.tensor(layer.weight.data)
-        elif isinstance(layer, nn.BatchNorm2d):
-            t = torch.nn.BatchNorm2d(layer.num_features)
-        elif isinstance(layer, nn.ReLU):
-            t = torch.nn.ReLU()
-        elif isinstance(layer, nn.MaxPool2d):
-            t = torch.nn.MaxPool2d(2)
-        elif isinstance(layer, nn.Flatten):
-            t = torch.nn.Flatten()
-        else:
-            t = torch.nn.Linear(*layer.weight.shape)
-            t.weight.data = torch.tensor(layer.weight.data.T.copy())
-            t.bias.data = torch.tensor(layer.bias.data)
-        layers.append(t)
-    return torch.nn.Sequential(*layers)
 
 
 def step_fns(channels, hidden, batch):
@@ -96,7 +75,7 @@ def step_fns(channels, hidden, batch):
 
     fns = {"eager": ours(False), "jit": ours(True)}
     if torch is not None:
-        tmodel = torch_cnn(cnn(channels, hidden, rng))
+        tmodel = to_torch(cnn(channels, hidden, rng))
         topt = torch.optim.SGD(tmodel.parameters(), lr=LR, momentum=MOMENTUM)
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 

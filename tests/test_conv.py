@@ -11,6 +11,8 @@ from tinygrad_np.nn import functional as F
 
 try:
     import torch
+
+    from tinygrad_np.interop import to_torch
 except ImportError:
     torch = None
 needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch (the oracle) is not installed")
@@ -37,41 +39,12 @@ def images(seed=1, n=8):
     return rng.standard_normal((n, 1, 8, 8)).astype(np.float32), rng.integers(0, 3, n)
 
 
-def torch_twin(model):
-    """The same network in torch, with our weights (Linear's (in, out) weight transposed)."""
-    layers = []
-    for layer in model.layers:
-        if isinstance(layer, nn.Conv2d):
-            c = layer.config
-            t = torch.nn.Conv2d(c["in_channels"], c["out_channels"], c["kernel_size"], c["stride"], c["padding"])
-            t.weight.data = torch.tensor(layer.weight.data)
-            t.bias.data = torch.tensor(layer.bias.data)
-        elif isinstance(layer, nn.BatchNorm2d):
-            t = torch.nn.BatchNorm2d(layer.num_features, layer.eps, layer.momentum)
-        elif isinstance(layer, nn.ReLU):
-            t = torch.nn.ReLU()
-        elif isinstance(layer, nn.MaxPool2d):
-            t = torch.nn.MaxPool2d(layer.kernel_size)
-        elif isinstance(layer, nn.Dropout2d):
-            t = torch.nn.Identity()
-        elif isinstance(layer, nn.AdaptiveAvgPool2d):
-            t = torch.nn.AdaptiveAvgPool2d(layer.output_size)
-        elif isinstance(layer, nn.Flatten):
-            t = torch.nn.Flatten()
-        else:
-            t = torch.nn.Linear(*layer.weight.shape)
-            t.weight.data = torch.tensor(layer.weight.data.T.copy())
-            t.bias.data = torch.tensor(layer.bias.data)
-        layers.append(t)
-    return torch.nn.Sequential(*layers)
-
-
 @needs_torch
 def test_cnn_training_steps_match_torch_with_running_statistics():
     """Three SGD steps in float32: losses, every weight and the running statistics to 1e-5, then
     eval() outputs from the running statistics."""
     model = small_cnn()
-    twin = torch_twin(model)
+    twin = to_torch(model)  # the same weights, in torch's layout
     opt = optim.SGD(model.parameters(), lr=0.1)
     topt = torch.optim.SGD(twin.parameters(), lr=0.1)
     for step in range(3):
