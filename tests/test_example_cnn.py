@@ -91,14 +91,16 @@ def test_trains_saves_and_load_evaluates_to_the_same_accuracy(tiny, tmp_path):
     result = run(*csv(tiny), *TINY, "--epochs", "2", "--save", ckpt, "--json", metrics)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[1].startswith("model: CNN(channels=[2], hidden=4, dropout=0.1, batch_norm=True)")
+    assert lines[1].startswith("model: CNN(channels=[2], hidden=4, dropout=0.1, batch_norm=True, label_smoothing=0.1)")
     assert sum(line.startswith("epoch ") for line in lines) == 2
     m = json.loads(metrics.read_text())
     assert m["args"]["channels"] == [2] and m["args"]["batch_norm"] is True
     saved = tg.load_checkpoint(ckpt)
     assert saved.meta["model"] == {
         "class": "CNN",
-        "config": {"channels": [2], "hidden": 4, "dropout": 0.1, "batch_norm": True},
+        "config": {
+            "channels": [2], "hidden": 4, "dropout": 0.1, "batch_norm": True, "label_smoothing": 0.1
+        },
     }
     # --load rebuilds the CNN from the recorded architecture; evaluation mode uses the batch-norm
     # running statistics, so they must travel in the checkpoint for the accuracy to repeat
@@ -162,4 +164,4 @@ def test_checkpoints_of_the_other_example_or_edited_ones_are_one_line(tiny, tmp_
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(cnn, **arrays)
     line = one_line_error(run("--resume", cnn, "--no-progress"))
-    assert "the recorded settings (--channels 3 --hidden 4 --dropout 0.1 --batch-norm)" in line
+    assert "the recorded settings (--channels 3 --hidden 4 --dropout 0.1 --batch-norm --label-smoothing 0.1)" in line
