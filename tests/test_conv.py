@@ -125,11 +125,11 @@ def test_save_and_restore_a_cnn_checkpoint(tmp_path):
         np.testing.assert_array_equal(a, b, err_msg=name)
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.3])
-def test_jitted_cnn_step_replays_eager_bit_for_bit(dropout):
+@pytest.mark.parametrize("dropout, smoothing", [(0.0, 0.0), (0.3, 0.1)])
+def test_jitted_cnn_step_replays_eager_bit_for_bit(dropout, smoothing):
     def step(model, opt, x, y):
         opt.zero_grad()
-        loss = F.cross_entropy(model(Tensor(x)), y)
+        loss = F.cross_entropy(model(Tensor(x)), y, label_smoothing=smoothing)
         loss.backward()
         opt.step()
         return loss
