@@ -223,6 +223,12 @@ def cross_entropy_soft_coefficients(probs, shape, dtype, weight, ignore_index, l
     """cross_entropy_coefficients for class probabilities (N, C): coef = w ((1 - eps) p + eps / C),
     total = N (ignore_index does not apply)."""
     probs = np.asarray(probs)
+    if probs.shape == tuple(shape[:1]):  # float labels, not probabilities
+        raise ValueError(
+            f"cross_entropy: expected integer labels of shape ({shape[0]},), got {probs.dtype} "
+            f"values; cast them with .astype(np.int64), or give class probabilities of shape "
+            f"{tuple(shape)}"
+        )
     if probs.shape != tuple(shape):
         raise ValueError(
             f"cross_entropy: class probabilities must have the logits' shape {tuple(shape)}, got "
