@@ -1,0 +1,86 @@
+"""examples/char_rnn.py in process on a tiny LSTM/GRU: it learns, it samples, a resumed run equals
+an uninterrupted one to the last bit, and bad input or outputs stop it before any work."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+sys.path.insert(0, str(EXAMPLES))
+import char_rnn  # noqa: E402
+
+TINY = ["--hidden", "24", "--embed", "8", "--seq-len", "16", "--batch-size", "4",
+        "--sample-length", "20", "--no-progress"]
+
+
+def test_the_bundled_text_is_there_and_named():
+    text = char_rnn.TEXT.read_text(encoding="utf-8")
+    assert 300_000 < len(text) < 500_000
+    assert text.startswith("In the beginning God created the heaven and the earth.")
+    assert "King James" in (char_rnn.TEXT.parent / "README.md").read_text()
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_tiny_model_learns_and_samples(cell, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    assert char_rnn.main([*TINY, "--cell", cell, "--steps", "60", "--sample-every", "30",
+                          "--lr", "1e-2", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("And God said") == 2  # a sample after steps 30 and 60
+    metrics = json.loads(out.read_text())
+    first, last = metrics["history"]
+    # ln(62) = 4.13 nats is a uniform guess over the text's characters
+    assert last["val_loss"] < first["val_loss"] < 4.13
+    assert metrics["steps"] == 60 and metrics["settings"]["cell"] == cell
+
+
+def test_resume_continues_exactly(tmp_path, capsys):
+    full, part, resumed = tmp_path / "full.json", tmp_path / "ckpt.npz", tmp_path / "res.json"
+    args = [*TINY, "--sample-every", "10"]
+    assert char_rnn.main([*args, "--steps", "20", "--json", str(full)]) == 0
+    assert char_rnn.main([*args, "--steps", "10", "--save", str(part)]) == 0
+    # the weights, Adam's state, the carried hidden state and the sampler's generator come back
+    assert char_rnn.main(["--resume", str(part), "--steps", "20", "--sample-every", "10",
+                          "--sample-length", "20", "--no-progress", "--json", str(resumed)]) == 0
+    a, b = json.loads(full.read_text()), json.loads(resumed.read_text())
+    assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
+    assert a["val_loss"] == b["val_loss"]
+    samples = [line for line in capsys.readouterr().out.splitlines() if "And God said" in line]
+    assert samples[1] == samples[-1]  # the full run's second sample is the resumed run's
+
+
+def test_load_samples_without_training(tmp_path, capsys):
+    ckpt = tmp_path / "c.npz"
+    assert char_rnn.main([*TINY, "--steps", "5", "--sample-every", "5", "--save", str(ckpt)]) == 0
+    capsys.readouterr()
+    assert char_rnn.main(["--load", str(ckpt), "--sample-only", "--prompt", "Moses",
+                          "--sample-length", "30"]) == 0
+    text_line, model_line, sample = capsys.readouterr().out.split("\n", 2)
+    assert model_line.startswith("model: LSTM") and sample.startswith("Moses")
+    assert len(sample) == len("Moses") + 30 + 1  # and print's newline
+    with pytest.raises(SystemExit, match="the checkpoint's model differs: --hidden 32"):
+        char_rnn.main(["--load", str(ckpt), "--hidden", "32", "--sample-only"])
+
+
+def test_bad_input_and_outputs_stop_before_work(tmp_path):
+    with pytest.raises(SystemExit, match=r"--text .*nope.txt: no such file"):
+        char_rnn.main([*TINY, "--text", str(tmp_path / "nope.txt")])
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\xe9 ".encode("latin-1") * 1000)
+    with pytest.raises(SystemExit, match=r"--text .*latin1.txt: not UTF-8"):
+        char_rnn.main([*TINY, "--text", str(latin1)])
+    short = tmp_path / "short.txt"
+    short.write_text("too short")
+    with pytest.raises(SystemExit, match="too few"):
+        char_rnn.main([*TINY, "--text", str(short)])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    with pytest.raises(SystemExit, match="refusing to overwrite"):
+        char_rnn.main([*TINY, "--save", str(notes)])
+    assert notes.read_text() == "mine"
+    with pytest.raises(SystemExit, match="is the input of --text"):
+        char_rnn.main([*TINY, "--text", str(notes), "--json", str(notes)])
+    with pytest.raises(SystemExit):
+        char_rnn.main([*TINY, "--lr", "-1"])
