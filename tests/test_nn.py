@@ -250,3 +250,32 @@ def test_one_hot():
     assert out.data[0, 1].tolist() == [0, 0, 1]
     with pytest.raises(ValueError, match=r"one_hot: labels must be in \[0, 2\)"):
         F.one_hot(np.array([2]), 2)
+
+
+def test_a_new_users_logistic_regression_with_bce_learns_two_blobs():
+    """The program a new user writes first: a Linear(2, 1), binary_cross_entropy_with_logits, SGD;
+    the sigmoid + binary_cross_entropy spelling gives the same loss."""
+    from tinygrad_np import optim
+
+    g = rng(3)
+    x = np.concatenate([g.normal(-1.5, 1.0, (100, 2)), g.normal(1.5, 1.0, (100, 2))])
+    y = np.repeat(np.array([0.0, 1.0]), 100).reshape(-1, 1)
+    model = nn.Linear(2, 1, rng=g)
+    opt = optim.SGD(model.parameters(), lr=0.5)
+    losses = []
+    for _ in range(50):
+        logits = model(Tensor(x, dtype=np.float32))
+        loss = F.binary_cross_entropy_with_logits(logits, y.astype(np.float32))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.data))
+    assert losses[-1] < 0.5 * losses[0] and losses[-1] < 0.15
+    logits = model(Tensor(x, dtype=np.float32))
+    assert np.mean((logits.data > 0) == (y > 0.5)) > 0.95  # the blobs overlap a little
+    same = F.binary_cross_entropy(logits.sigmoid(), y.astype(np.float32))
+    np.testing.assert_allclose(
+        float(same.data),
+        float(F.binary_cross_entropy_with_logits(logits, y.astype(np.float32)).data),
+        rtol=1e-5,
+    )
