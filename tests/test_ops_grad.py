@@ -3,7 +3,7 @@
 import functools
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cases import GRAD_CASES
@@ -26,6 +26,9 @@ def check_every_gradient(monkeypatch):
 
 
 @pytest.mark.parametrize("name", sorted(GRAD_CASES))
+# 120 draws a case in CI (25 in the dev profile): with test_higher_order's second-order draws,
+# test_dtype's and test_ops_torch's, each case sees a few hundred inputs a run
+@settings(max_examples=min(120, settings.default.max_examples))
 @given(data=st.data())
 def test_grad(name, data):
     case = GRAD_CASES[name]
