@@ -400,6 +400,82 @@ def test_gradient_clipping_inside_the_step_is_replayed():
     assert out[0] == out[1]
 
 
+def _edit_grad_in_place(model):
+    model.parameters()[0].grad *= 0.5
+
+
+def _rebind_grad(model):
+    p = model.parameters()[1]
+    p.grad = p.grad * 0.5
+
+
+def _clip_weights_after_the_step(model):
+    w = model.parameters()[0]
+    np.clip(w.data, -0.01, 0.01, out=w.data)
+
+
+def _replace_weights(model):
+    w = model.parameters()[0]
+    w.data = w.data * 0.9
+
+
+@pytest.mark.parametrize(
+    "edit, where, attr",
+    [
+        (_edit_grad_in_place, "before", "grad"),
+        (_rebind_grad, "before", "grad"),
+        (_clip_weights_after_the_step, "at the end of the step", "data"),
+        (_replace_weights, "at the end of the step", "data"),
+    ],
+)
+def test_a_hand_edit_of_grad_or_data_inside_the_step_is_refused_at_capture(edit, where, attr):
+    """A replay runs only recorded calls: p.grad *= 0.5 before step(), or weight clipping on .data
+    after it, would silently vanish from every replay, so the first capture refuses them."""
+    xs, ys = batches()
+    model = mlp()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    @tg.jit
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(Tensor(x)), y)
+        loss.backward()
+        if attr == "grad":
+            edit(model)
+        opt.step()
+        if attr == "data":
+            edit(model)
+        return loss
+
+    with pytest.raises(JitError, match=rf"changed the \.{attr} of a tensor\(.*found {where}"):
+        step(xs[0], ys[0])
+
+
+def test_edits_between_calls_are_read_live_by_the_replay():
+    """Outside the step, .data may be edited freely: every replay reads parameters as they are."""
+    xs, ys = batches()
+    out = []
+    for jitted in (False, True):
+        model = mlp()
+        opt = optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(Tensor(x)), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        fn = tg.jit(step) if jitted else step
+        losses = []
+        for i in range(8):
+            losses.append(float(fn(xs[i], ys[i]).data))
+            w = model.parameters()[0]
+            np.clip(w.data, -0.05, 0.05, out=w.data)  # a weight constraint, between calls
+        out.append(losses)
+    assert out[0] == out[1]
+
+
 def test_unknown_pass_and_bad_on_change_are_refused():
     with pytest.raises(ValueError, match=r"unknown passes \['fuse_everything'\]"):
         tg.jit(example_step, passes=("fuse_everything",))

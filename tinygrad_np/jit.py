@@ -137,6 +137,12 @@ class Capture:
         self.constants: list[tuple[int, np.ndarray]] = []  # (instruction, array), for verify()
         self.n = 0
         self.inputs = [self._new_slot(a) for a in inputs]
+        # what the program knows of the state it does not make: per tensor, its .grad (after a
+        # deliver) and its .data (after a live read), as the array object and a copy of its
+        # values. A hand edit between recorded calls (p.grad *= 0.5, W.data.clip(...)) would not
+        # be replayed: check() finds it before the next effect and at the end of the capture.
+        self.known_grads: dict[int, tuple] = {}
+        self.known_data: dict[int, tuple] = {}
 
     def _new_slot(self, arr) -> int:
         i = self.n
@@ -181,10 +187,14 @@ class Capture:
 
     def call(self, fn, args, kwargs, effect: bool, name: str | None = None):
         """Run fn(*args, **kwargs) and record it."""
+        name = name or getattr(fn, "__qualname__", None) or getattr(fn, "__name__", repr(fn))
+        if effect:
+            self.check(f"before {name}")
         result = self._run(fn, args, kwargs)
+        if effect:  # an effect may change grads and parameters: what it leaves is known
+            self._refresh()
         refs = tuple(self._ref(a) for a in args)
         krefs = {k: self._ref(v) for k, v in kwargs.items()}
-        name = name or getattr(fn, "__qualname__", None) or getattr(fn, "__name__", repr(fn))
         outs = self._outs(result) if isinstance(result, (np.ndarray, tuple)) else None
         self.code.append(Instruction(fn, refs, krefs, outs, effect, name))
         return result
@@ -197,6 +207,7 @@ class Capture:
             data = p.data
             if id(data) not in self.slot_of:
                 self.call(_read_data, (p,), {}, False, name=f"read {_tensor_name(p)}")
+                self.known_data[id(p)] = (p, data, data.copy())
             arrays.append(data)
         return self.call(forward_kernel, (op, *arrays), attrs, False, name=type(op).__name__)
 
@@ -209,8 +220,46 @@ class Capture:
                 f"parameters in the model or a closure, and pass data as arrays or tensors "
                 f"without requires_grad"
             )
+        self.check("before a gradient reached it")
         self._run(deliver, (leaf, g), {})  # the capture holds g too, so the leaf gets a copy
         self.code.append(Instruction(deliver, (leaf, self._ref(g)), {}, None, True, "deliver"))
+        self.known_grads[id(leaf)] = (leaf, leaf.grad, leaf.grad.copy())
+
+    def _refresh(self) -> None:
+        for known, attr in ((self.known_grads, "grad"), (self.known_data, "data")):
+            for key, (t, arr, values) in list(known.items()):
+                now = getattr(t, attr)
+                if now is not arr or not _same_values(now, values):
+                    known[key] = (t, now, None if now is None else now.copy())
+
+    def check(self, where: str) -> None:
+        """JitError if a .grad or .data the program knows was changed outside recorded calls."""
+        for known, attr in ((self.known_grads, "grad"), (self.known_data, "data")):
+            for t, arr, values in known.values():
+                now = getattr(t, attr)
+                if now is arr and (now is None or _same_values(now, values)):
+                    continue
+                fix = (
+                    "clip with nn.utils.clip_grad_norm_ or clip_grad_value_ and clear with "
+                    "optimizer.zero_grad() (they are recorded), or edit .grad outside the "
+                    "jitted step"
+                    if attr == "grad"
+                    else "change parameters with Tensor operations or an optimizer, or edit "
+                    ".data outside the jitted step (between calls: replays read it live)"
+                )
+                raise JitError(
+                    f"jit: the step changed the .{attr} of a {_tensor_name(t)} by hand (found "
+                    f"{where}); a replay would not repeat that. To change it: {fix}"
+                )
+
+
+def _same_values(a, b) -> bool:
+    return (
+        b is not None
+        and a.shape == b.shape
+        and a.dtype == b.dtype
+        and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+    )
 
 
 def _tensor_name(t) -> str:
@@ -527,8 +576,10 @@ class jit:
     scalar values, object identities) run eagerly and are compared; calls from the third replay.
     A new signature captures again, keeping up to cache_size programs (on_change="error" raises
     JitError instead, naming the argument that changed). Inside fn, .item(), .numpy() and Python
-    branching on a tensor's value raise JitError; reading or editing .grad by hand is not replayed
-    (use optimizer.zero_grad(), nn.utils.clip_grad_norm_, clip_grad_value_: they are recorded).
+    branching on a tensor's value raise JitError, and so does editing a .grad or a parameter's
+    .data by hand inside fn (found at capture: a replay would not repeat it; use
+    optimizer.zero_grad(), nn.utils.clip_grad_norm_, clip_grad_value_, which are recorded, or edit
+    between calls).
     """
 
     def __init__(self, fn=None, *, passes=("cross_entropy", "dead_code"), cache_size: int = 8, on_change="recapture"):
@@ -566,6 +617,7 @@ class jit:
         CAPTURING.now = cap
         try:
             result = self.fn(*args, **kwargs)
+            cap.check("at the end of the step")
         finally:
             CAPTURING.now = None
         self.captures += 1
