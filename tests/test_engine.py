@@ -3,6 +3,8 @@
 import gc
 import weakref
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -225,6 +227,29 @@ def test_matmul_plus_bias_is_one_linear_node_and_matches_the_unfused_graph():
     unfused.backward(cot)
     for got, expected in zip(grads, (x.grad, w.grad, b.grad)):
         np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_fusion_lives_in_its_rules_and_the_methods_only_ask_them(monkeypatch):
+    """Tensor.__add__ and Tensor.relu do not look at their operands' history: with the rule
+    table emptied they record Add and ReLU; a rule registered for an op is what fuses it."""
+    from tinygrad_np import fusion, ops
+
+    rng = np.random.default_rng(0)
+    x, w, b = (leaf(rng.standard_normal(s)) for s in [(5, 3), (3, 4), (4,)])
+    assert type((b + x @ w)._op).__name__ == "Linear"  # the rule takes either order
+    assert type((x @ w + b).relu()._op).__name__ == "LinearReLU"
+    monkeypatch.setattr(fusion, "RULES", {})
+    monkeypatch.setattr(sys.modules["tinygrad_np.tensor"], "FUSIONS", fusion.RULES)
+    y = (x @ w + b).relu()
+    assert type(y._op).__name__ == "ReLU" and type(y._parents[0]._op).__name__ == "Add"
+    calls = []
+
+    @fusion.rule(ops.Mul)
+    def spy(a, c):
+        calls.append((a, c))
+        return None  # declines: the op is recorded as asked
+
+    assert type((x * 2.0)._op).__name__ == "Mul" and calls and calls[0][0] is x
 
 
 def test_product_used_elsewhere_keeps_its_own_graph():

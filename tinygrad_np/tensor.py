@@ -344,6 +344,10 @@ class Tensor(Composites, Elementwise, Movement, Reductions, LinearAlgebra):
         return Tensor._apply(ops.Expand, self, shape=shape)
 
     def _binary(self, op_cls, other, name: str, reflected: bool = False):
+        if op_cls in FUSIONS:  # before broadcasting: a rule sees the operands as written
+            fused = fuse(op_cls, *((other, self) if reflected else (self, other)))
+            if fused is not None:
+                return fused
         pair = self._pair(other, name)
         if pair is None:
             return NotImplemented
@@ -356,12 +360,6 @@ class Tensor(Composites, Elementwise, Movement, Reductions, LinearAlgebra):
             raise
 
     def __add__(self, other):
-        if type(self._op) is ops.MatMul or type(getattr(other, "_op", None)) is ops.MatMul:
-            fused = _linear(self, other)
-            if fused is None:
-                fused = _linear(other, self)
-            if fused is not None:
-                return fused
         return self._binary(ops.Add, other, "add")
 
     def __radd__(self, other):
@@ -513,15 +511,8 @@ class Tensor(Composites, Elementwise, Movement, Reductions, LinearAlgebra):
 
     def relu(self) -> Tensor:
         """max(x, 0), with relu'(0) = 0 (as PyTorch)."""
-        if type(self._op) is ops.Linear and GRAD_ENABLED.get():  # (x @ W + b).relu(): one node
-            op = ops.LinearReLU(self._op.needs_grad)  # the same inputs as the Linear node
-            x, w, b = self._parents
-            if CAPTURING.now is None:
-                data = op.forward(backend, x.data, w.data, b.data, preact=self.data)
-            else:
-                data = run(op, self._parents, preact=self.data)
-            return record(op, data, self._parents)
-        return Tensor._apply(ops.ReLU, self)
+        fused = fuse(ops.ReLU, self)  # (x @ W + b).relu(): one node, by the fusion rules
+        return Tensor._apply(ops.ReLU, self) if fused is None else fused
 
     def tanh(self) -> Tensor:
         return Tensor._apply(ops.Tanh, self)
@@ -649,35 +640,6 @@ class Tensor(Composites, Elementwise, Movement, Reductions, LinearAlgebra):
             "Tensor does not support item assignment: build a new tensor with "
             "where(mask, value, t) or concatenate()"
         )
-
-
-def _linear(product, bias) -> Tensor | None:
-    """x @ W + b as one Linear node, when product is a recorded x @ W (W 2-D) and bias is (m,).
-
-    The product is reused, not recomputed or modified; if it is used elsewhere too, its own MatMul
-    node still serves those uses.
-    """
-    if (
-        not (isinstance(product, Tensor) and isinstance(bias, Tensor))
-        or type(product._op) is not ops.MatMul
-    ):
-        return None
-    x, w = product._parents
-    w_shape, b_shape = w.data.shape, bias.data.shape
-    if (
-        len(w_shape) != 2
-        or len(b_shape) != 1
-        or b_shape[0] != w_shape[1]
-        or bias.data.dtype is not product.data.dtype
-        or not GRAD_ENABLED.get()
-    ):
-        return None
-    op = ops.Linear(product._op.needs_grad + (bias.requires_grad,))
-    if CAPTURING.now is None:
-        data = op.forward(backend, x.data, w.data, bias.data, product=product.data)
-    else:
-        data = run(op, (x, w, bias), product=product.data)
-    return record(op, data, (x, w, bias))
 
 
 _COMPARABLE = (Tensor, np.ndarray, np.generic, int, float, list, tuple)  # `t == None` is False
@@ -981,3 +943,6 @@ def _einsum_call(subscripts, operands, kwargs) -> Tensor:
     if kwargs:
         raise TypeError(f"numpy.einsum on a Tensor: {', '.join(sorted(kwargs))} is not supported")
     return einsum(subscripts, *operands)
+
+
+from .fusion import RULES as FUSIONS, fuse  # noqa: E402  (the rules use record and run above)

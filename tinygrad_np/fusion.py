@@ -1,0 +1,84 @@
+"""Record-time fusion: the rules that record a chain of ops as one fused node, in one place.
+
+A rule looks at the operands of an op about to be recorded (their own recorded nodes) and
+returns the fused Tensor, or None to record the op as asked. ``fuse(op_cls, *operands)`` applies
+the rules registered for op_cls in order; ``Tensor`` calls it for the ops that have rules, before
+broadcasting, and knows nothing of what they match.
+
+- ``x @ W + b`` (W 2-D, b of shape (m,), same dtype): one ``Linear`` node, reusing the product;
+- ``(x @ W + b).relu()``: one ``LinearReLU`` node on the same inputs, reusing the pre-activation.
+
+The product (or the pre-activation) is reused, not recomputed or modified; if it is used
+elsewhere too, its own node still serves those uses. Rules apply only while gradients are
+recorded (under no_grad there is no graph to fuse). The jit's passes (``jit.PASSES``) fuse
+further on the captured program, where a whole step is visible.
+"""
+
+from __future__ import annotations
+
+from . import backend, ops
+from .engine import CAPTURING, GRAD_ENABLED
+from .tensor import record, run  # tensor.py imports this module at its end, after defining them
+
+RULES: dict[type, list] = {}
+
+
+def rule(op_cls):
+    """Register a fusion rule for op_cls (a decorator)."""
+
+    def register(fn):
+        RULES.setdefault(op_cls, []).append(fn)
+        return fn
+
+    return register
+
+
+def fuse(op_cls, *operands):
+    """The fused Tensor for op_cls on operands, or None when no rule matches."""
+    for fn in RULES.get(op_cls, ()):
+        out = fn(*operands)
+        if out is not None:
+            return out
+    return None
+
+
+def _fused(op, parents, **attrs):
+    """Run and record a fused op on its parents (reusing what attrs hand over)."""
+    if CAPTURING.now is None:
+        data = op.forward(backend, *[p.data for p in parents], **attrs)
+    else:
+        data = run(op, parents, **attrs)
+    return record(op, data, parents)
+
+
+@rule(ops.Add)
+def linear(a, b):
+    """x @ W + b, in either order, as one Linear node."""
+    out = _linear(a, b)
+    return out if out is not None else _linear(b, a)
+
+
+def _linear(product, bias):
+    if type(getattr(product, "_op", None)) is not ops.MatMul or not hasattr(bias, "_op"):
+        return None
+    x, w = product._parents
+    w_shape, b_shape = w.data.shape, bias.data.shape
+    if (
+        len(w_shape) != 2
+        or len(b_shape) != 1
+        or b_shape[0] != w_shape[1]
+        or bias.data.dtype is not product.data.dtype
+        or not GRAD_ENABLED.get()
+    ):
+        return None
+    op = ops.Linear(product._op.needs_grad + (bias.requires_grad,))
+    return _fused(op, (x, w, bias), product=product.data)
+
+
+@rule(ops.ReLU)
+def linear_relu(t):
+    """(x @ W + b).relu() as one LinearReLU node on the Linear node's inputs."""
+    if type(t._op) is not ops.Linear or not GRAD_ENABLED.get():
+        return None
+    op = ops.LinearReLU(t._op.needs_grad)
+    return _fused(op, t._parents, preact=t.data)
