@@ -239,7 +239,8 @@ def test_fusion_lives_in_its_rules_and_the_methods_only_ask_them(monkeypatch):
     assert type((b + x @ w)._op).__name__ == "Linear"  # the rule takes either order
     assert type((x @ w + b).relu()._op).__name__ == "LinearReLU"
     monkeypatch.setattr(fusion, "RULES", {})
-    monkeypatch.setattr(sys.modules["tinygrad_np.tensor"], "FUSIONS", fusion.RULES)
+    monkeypatch.setattr(fusion, "DISPATCH", {})
+    monkeypatch.setattr(sys.modules["tinygrad_np.tensor"], "FUSIONS", fusion.DISPATCH)
     y = (x @ w + b).relu()
     assert type(y._op).__name__ == "ReLU" and type(y._parents[0]._op).__name__ == "Add"
     calls = []

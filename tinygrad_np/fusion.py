@@ -20,7 +20,10 @@ from . import backend, ops
 from .engine import CAPTURING, GRAD_ENABLED
 from .tensor import record, run  # tensor.py imports this module at its end, after defining them
 
-RULES: dict[type, list] = {}
+RULES: dict[type, list] = {}  # op class -> its rules, in the order registered
+# op class -> one callable trying them all (the rule itself when there is one): what Tensor calls,
+# a dict lookup and one call on the hot path (x @ W + b runs every layer of every step)
+DISPATCH: dict[type, object] = {}
 
 
 def rule(op_cls):
@@ -28,38 +31,45 @@ def rule(op_cls):
 
     def register(fn):
         RULES.setdefault(op_cls, []).append(fn)
+        DISPATCH[op_cls] = _chain(RULES[op_cls])
         return fn
 
     return register
 
 
+def _chain(fns):
+    if len(fns) == 1:
+        return fns[0]
+    fns = tuple(fns)
+
+    def first_match(*operands):
+        for fn in fns:
+            out = fn(*operands)
+            if out is not None:
+                return out
+        return None
+
+    return first_match
+
+
 def fuse(op_cls, *operands):
     """The fused Tensor for op_cls on operands, or None when no rule matches."""
-    for fn in RULES.get(op_cls, ()):
-        out = fn(*operands)
-        if out is not None:
-            return out
-    return None
-
-
-def _fused(op, parents, **attrs):
-    """Run and record a fused op on its parents (reusing what attrs hand over)."""
-    if CAPTURING.now is None:
-        data = op.forward(backend, *[p.data for p in parents], **attrs)
-    else:
-        data = run(op, parents, **attrs)
-    return record(op, data, parents)
+    fn = DISPATCH.get(op_cls)
+    return None if fn is None else fn(*operands)
 
 
 @rule(ops.Add)
 def linear(a, b):
     """x @ W + b, in either order, as one Linear node."""
-    out = _linear(a, b)
-    return out if out is not None else _linear(b, a)
+    if type(getattr(a, "_op", None)) is ops.MatMul:
+        return _linear(a, b)
+    if type(getattr(b, "_op", None)) is ops.MatMul:
+        return _linear(b, a)
+    return None
 
 
 def _linear(product, bias):
-    if type(getattr(product, "_op", None)) is not ops.MatMul or not hasattr(bias, "_op"):
+    if not hasattr(bias, "_op"):  # a Tensor, not an array or a number
         return None
     x, w = product._parents
     w_shape, b_shape = w.data.shape, bias.data.shape
@@ -72,7 +82,11 @@ def _linear(product, bias):
     ):
         return None
     op = ops.Linear(product._op.needs_grad + (bias.requires_grad,))
-    return _fused(op, (x, w, bias), product=product.data)
+    if CAPTURING.now is None:  # spelled out, not a helper: this runs for every layer of a step
+        data = op.forward(backend, x.data, w.data, bias.data, product=product.data)
+    else:
+        data = run(op, (x, w, bias), product=product.data)
+    return record(op, data, (x, w, bias))
 
 
 @rule(ops.ReLU)
@@ -80,5 +94,10 @@ def linear_relu(t):
     """(x @ W + b).relu() as one LinearReLU node on the Linear node's inputs."""
     if type(t._op) is not ops.Linear or not GRAD_ENABLED.get():
         return None
-    op = ops.LinearReLU(t._op.needs_grad)
-    return _fused(op, t._parents, preact=t.data)
+    op = ops.LinearReLU(t._op.needs_grad)  # the same inputs as the Linear node
+    x, w, b = t._parents
+    if CAPTURING.now is None:
+        data = op.forward(backend, x.data, w.data, b.data, preact=t.data)
+    else:
+        data = run(op, t._parents, preact=t.data)
+    return record(op, data, t._parents)

@@ -344,8 +344,9 @@ class Tensor(Composites, Elementwise, Movement, Reductions, LinearAlgebra):
         return Tensor._apply(ops.Expand, self, shape=shape)
 
     def _binary(self, op_cls, other, name: str, reflected: bool = False):
-        if op_cls in FUSIONS:  # before broadcasting: a rule sees the operands as written
-            fused = fuse(op_cls, *((other, self) if reflected else (self, other)))
+        rule = FUSIONS.get(op_cls)  # before broadcasting: a rule sees the operands as written
+        if rule is not None:
+            fused = rule(*((other, self) if reflected else (self, other)))
             if fused is not None:
                 return fused
         pair = self._pair(other, name)
@@ -511,7 +512,8 @@ class Tensor(Composites, Elementwise, Movement, Reductions, LinearAlgebra):
 
     def relu(self) -> Tensor:
         """max(x, 0), with relu'(0) = 0 (as PyTorch)."""
-        fused = fuse(ops.ReLU, self)  # (x @ W + b).relu(): one node, by the fusion rules
+        rule = FUSIONS.get(ops.ReLU)  # (x @ W + b).relu(): one node, by the fusion rules
+        fused = None if rule is None else rule(self)
         return Tensor._apply(ops.ReLU, self) if fused is None else fused
 
     def tanh(self) -> Tensor:
@@ -945,4 +947,4 @@ def _einsum_call(subscripts, operands, kwargs) -> Tensor:
     return einsum(subscripts, *operands)
 
 
-from .fusion import RULES as FUSIONS, fuse  # noqa: E402  (the rules use record and run above)
+from .fusion import DISPATCH as FUSIONS  # noqa: E402  (the rules use record and run above)
