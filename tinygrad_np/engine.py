@@ -106,9 +106,11 @@ class _Capturing:
 CAPTURING = _Capturing()
 
 
-def captured(fn, *args, effect: bool = False, **kwargs):
+def captured(fn, *args, effect: bool | str = False, **kwargs):
     """fn(*args, **kwargs), recorded as one kernel when a jit capture runs (effect: it changes
-    state - a .grad, a parameter, an optimizer buffer, a random generator - so it always replays)."""
+    state - a .grad, a parameter, an optimizer buffer, a random generator - so it always replays;
+    effect="state": it reads or writes tensors' .grad or .data, so the capture checks before it
+    that nothing edited them by hand, and takes what it leaves as known)."""
     cap = CAPTURING.now
     if cap is None:
         return fn(*args, **kwargs)

@@ -61,11 +61,10 @@ def fuse(op_cls, *operands):
 @rule(ops.Add)
 def linear(a, b):
     """x @ W + b, in either order, as one Linear node."""
-    if type(getattr(a, "_op", None)) is ops.MatMul:
-        return _linear(a, b)
-    if type(getattr(b, "_op", None)) is ops.MatMul:
-        return _linear(b, a)
-    return None
+    out = _linear(a, b) if type(getattr(a, "_op", None)) is ops.MatMul else None
+    if out is None and type(getattr(b, "_op", None)) is ops.MatMul:
+        out = _linear(b, a)  # b + x @ W, or (v @ U) + (x @ W) with a 1-D v @ U as the bias
+    return out
 
 
 def _linear(product, bias):

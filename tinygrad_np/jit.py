@@ -139,8 +139,10 @@ class Capture:
         self.inputs = [self._new_slot(a) for a in inputs]
         # what the program knows of the state it does not make: per tensor, its .grad (after a
         # deliver) and its .data (after a live read), as the array object and a copy of its
-        # values. A hand edit between recorded calls (p.grad *= 0.5, W.data.clip(...)) would not
-        # be replayed: check() finds it before the next effect and at the end of the capture.
+        # values. A hand edit after that (p.grad *= 0.5, W.data.clip(...)) would not be
+        # replayed: check() finds it before the next effect that reads or writes .grad or .data
+        # (optimizer step, zero_grad, clipping, batch norm's running update) and at the end of
+        # the capture. An edit before the step first reads the tensor is not seen.
         self.known_grads: dict[int, tuple] = {}
         self.known_data: dict[int, tuple] = {}
 
@@ -188,10 +190,10 @@ class Capture:
     def call(self, fn, args, kwargs, effect: bool, name: str | None = None):
         """Run fn(*args, **kwargs) and record it."""
         name = name or getattr(fn, "__qualname__", None) or getattr(fn, "__name__", repr(fn))
-        if effect:
+        if effect == "state":  # it reads or writes .grad / .data: they must be as recorded
             self.check(f"before {name}")
         result = self._run(fn, args, kwargs)
-        if effect:  # an effect may change grads and parameters: what it leaves is known
+        if effect == "state":  # what it leaves is known
             self._refresh()
         refs = tuple(self._ref(a) for a in args)
         krefs = {k: self._ref(v) for k, v in kwargs.items()}
@@ -220,7 +222,6 @@ class Capture:
                 f"parameters in the model or a closure, and pass data as arrays or tensors "
                 f"without requires_grad"
             )
-        self.check("before a gradient reached it")
         self._run(deliver, (leaf, g), {})  # the capture holds g too, so the leaf gets a copy
         self.code.append(Instruction(deliver, (leaf, self._ref(g)), {}, None, True, "deliver"))
         self.known_grads[id(leaf)] = (leaf, leaf.grad, leaf.grad.copy())
@@ -576,10 +577,11 @@ class jit:
     scalar values, object identities) run eagerly and are compared; calls from the third replay.
     A new signature captures again, keeping up to cache_size programs (on_change="error" raises
     JitError instead, naming the argument that changed). Inside fn, .item(), .numpy() and Python
-    branching on a tensor's value raise JitError, and so does editing a .grad or a parameter's
-    .data by hand inside fn (found at capture: a replay would not repeat it; use
-    optimizer.zero_grad(), nn.utils.clip_grad_norm_, clip_grad_value_, which are recorded, or edit
-    between calls).
+    branching on a tensor's value raise JitError, and so does editing by hand a .grad after
+    backward() gave it, or a parameter's .data after the step read it (found at capture: a replay
+    would not repeat it; use optimizer.zero_grad(), nn.utils.clip_grad_norm_, clip_grad_value_,
+    which are recorded, or edit between calls). An edit of a tensor the step has not yet read or
+    given a gradient (p.grad = None, W.data *= 0.9 at the top of fn) is not detected.
     """
 
     def __init__(self, fn=None, *, passes=("cross_entropy", "dead_code"), cache_size: int = 8, on_change="recapture"):

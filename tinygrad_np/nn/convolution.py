@@ -285,7 +285,7 @@ def batch_norm(
         if (rm is None) != (rv is None):
             raise ValueError(f"{name}: give both running_mean and running_var, or neither")
         if rm is not None and momentum:
-            captured(_update_running, rm, rv, x.data, axes, n, momentum, effect=True)
+            captured(_update_running, rm, rv, x.data, axes, n, momentum, effect="state")
         ones = Tensor(np.ones(c), dtype=x.dtype) if w is None else w
         return apply(ops.BatchNorm, x, ones, Tensor(np.zeros(c), dtype=x.dtype) if b is None else b, eps=eps)
     else:

@@ -88,7 +88,7 @@ class Module:
         return self.train(False)
 
     def zero_grad(self) -> None:
-        captured(_clear_grads, self.parameters(), effect=True)
+        captured(_clear_grads, self.parameters(), effect="state")
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """name -> a copy of each parameter's and buffer's array."""

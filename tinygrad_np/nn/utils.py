@@ -28,7 +28,7 @@ def clip_grad_norm_(
         raise ValueError(f"clip_grad_norm_: max_norm must be >= 0, got {max_norm}")
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
     # one kernel in a jit capture: replay clips the gradients of that call
-    return captured(_clip_norm, params, max_norm, norm_type, error_if_nonfinite, effect=True)
+    return captured(_clip_norm, params, max_norm, norm_type, error_if_nonfinite, effect="state")
 
 
 def _clip_norm(params, max_norm, norm_type, error_if_nonfinite) -> float:
@@ -56,7 +56,7 @@ def clip_grad_value_(parameters, clip_value: float) -> None:
     if not clip_value >= 0:
         raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value}")
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
-    captured(_clip_value, params, clip_value, effect=True)
+    captured(_clip_value, params, clip_value, effect="state")
 
 
 def _clip_value(params, clip_value) -> None:

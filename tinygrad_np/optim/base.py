@@ -143,7 +143,7 @@ class Optimizer:
     def zero_grad(self) -> None:
         """Set every parameter's .grad to None."""
         if CAPTURING.now is not None:  # a jit capture records the call; its replays make it again
-            return captured(self.zero_grad, effect=True)
+            return captured(self.zero_grad, effect="state")
         for p in self.params:
             p.grad = None
 
@@ -151,7 +151,7 @@ class Optimizer:
         """Update every parameter that has a gradient (a jit replay runs it again, reading the
         hyperparameters, .grad and the state as they are then)."""
         if CAPTURING.now is not None:
-            return captured(self.step, effect=True)
+            return captured(self.step, effect="state")
         self.steps += 1
         start = 0
         for k, group in enumerate(self.param_groups):

@@ -65,7 +65,7 @@ class SGD(Optimizer):
     def step(self) -> None:
         """Update every parameter that has a gradient (one loop, no per-parameter calls: it is hot)."""
         if CAPTURING.now is not None:
-            return captured(self.step, effect=True)
+            return captured(self.step, effect="state")
         self.steps += 1
         bufs = self.state["momentum_buffer"]
         start = 0
