@@ -36,6 +36,7 @@ from tinygrad_np.nn.utils import clip_grad_norm_
 TEXT = Path(__file__).resolve().parent / "data" / "kjv-genesis-exodus.txt"
 CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}
 ARCH = ("cell", "embed", "hidden")  # what a checkpoint must match to be loaded
+RUN = ARCH + ("seq_len", "batch_size", "lr", "clip", "seed")  # and to be resumed (--steps may grow)
 DEFAULTS = dict(
     cell="lstm", embed=64, hidden=256, seq_len=64, batch_size=32, steps=3000, lr=3e-3, clip=1.0,
     seed=0,
@@ -128,8 +129,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         value = getattr(args, key)
         if value is not None and not (math.isfinite(value) and value > 0):
             problems.append(f"--{key} must be a positive number, got {value}")
-    if args.steps is not None and args.steps < 0:
-        problems.append(f"--steps must be >= 0, got {args.steps}")
+    if args.steps is not None and args.steps < 1:
+        problems.append(f"--steps must be a positive integer, got {args.steps}")
+    if not args.prompt:
+        problems.append("--prompt must not be empty (the sample continues it)")
     if args.seed is not None and args.seed < 0:
         problems.append(f"--seed must be a non-negative integer, got {args.seed}")
     if args.resume and args.load:
@@ -151,11 +154,15 @@ def settings_of(args, saved: dict | None) -> dict:
         given = getattr(args, key)
         out[key] = given if given is not None else (saved or {}).get(key, default)
     if saved:
+        fixed = RUN if args.resume else ARCH
         clash = [
-            f"--{k} {getattr(args, k)} (the checkpoint has {saved[k]})"
-            for k in ARCH
+            f"--{k.replace('_', '-')} {getattr(args, k)} (the checkpoint has {saved[k]})"
+            for k in fixed
             if getattr(args, k) is not None and getattr(args, k) != saved[k]
         ]
+        if clash and args.resume:
+            raise SystemExit(f"char_rnn: --resume continues the run as it was, and only --steps "
+                             f"may change: {', '.join(clash)}")
         if clash:
             raise SystemExit(f"char_rnn: the checkpoint's model differs: {', '.join(clash)}")
     return out
@@ -202,7 +209,7 @@ def sample(model: CharRNN, vocab: str, prompt: str, length: int, temperature: fl
 
 def evaluate(model: CharRNN, ids: np.ndarray, s: dict) -> float:
     """Mean cross-entropy (nats a character) over held-out text, read as streams like training."""
-    data = streams(ids, min(s["batch_size"], max(1, (len(ids) - 1) // s["seq_len"])))
+    data = streams(ids, max(1, min(s["batch_size"], len(ids) // (s["seq_len"] + 1))))
     total, count = 0.0, 0
     with tg.no_grad():
         state = tuple(Tensor(a) for a in model.initial(data.shape[0]))
@@ -248,6 +255,9 @@ def main(argv=None) -> int:
                          f"{s['batch_size']} streams of {s['seq_len'] + 1}; give a longer text or "
                          f"a smaller --batch-size or --seq-len")
     train_ids, val_ids = ids[:-n_val], ids[-n_val:]
+    unknown = sorted(set(args.prompt) - set(vocab))
+    if unknown:
+        raise SystemExit(f"char_rnn: --prompt has characters the text lacks: {unknown}")
 
     rng = np.random.default_rng(s["seed"])
     model = CharRNN(len(vocab), s["embed"], s["hidden"], s["cell"], rng)
@@ -255,14 +265,14 @@ def main(argv=None) -> int:
     opt = optim.Adam(params, lr=s["lr"])
     state = tuple(Tensor(a) for a in model.initial(s["batch_size"]))
     step = 0
-    if saved_from:
-        carried = tensors_of(model, state)  # --load takes the weights and drops the carried state
-        extra = tg.restore(saved_from, carried, opt if args.resume else None)
-        if args.resume:
-            step = extra["step"]
-            rng.bit_generator.state = extra["rng"]
-        else:
-            state = tuple(Tensor(a) for a in model.initial(s["batch_size"]))
+    if args.resume:  # everything: weights, Adam, the carried state, the sampler's generator
+        extra = tg.restore(args.resume, tensors_of(model, state), opt)
+        step = extra["step"]
+        rng.bit_generator.state = extra["rng"]
+    elif args.load:  # only the weights (the carried state was for the saved run's streams)
+        stored = tg.load_checkpoint(args.load).model_state
+        for name, p in model.named_parameters():
+            p.data[...] = stored[name]
     print(f"text: {args.text.name}, {len(text):,} characters, {len(vocab)} distinct; "
           f"{len(train_ids):,} to train on, {len(val_ids):,} held out")
     print(f"model: {s['cell'].upper()} embed {s['embed']} hidden {s['hidden']}, "
@@ -308,13 +318,14 @@ def main(argv=None) -> int:
                 state = tuple(Tensor(a) for a in model.initial(s["batch_size"]))
             x = data[:, k * s["seq_len"] : (k + 1) * s["seq_len"]]
             y = data[:, k * s["seq_len"] + 1 : (k + 1) * s["seq_len"] + 1]
-            loss, *new = train_step(x, y.reshape(-1), *state)
-            state = tuple(Tensor(t.data) for t in new)  # truncate: no history before this step
+            with trainer.sigint_deferred():  # Ctrl-C lands between steps: a save is consistent
+                loss, *new = train_step(x, y.reshape(-1), *state)
+                state = tuple(Tensor(t.data) for t in new)  # truncate: no history before it
+                done = step + 1
             losses.append(float(loss.data))
             if not math.isfinite(losses[-1]):
-                raise SystemExit(f"char_rnn: the loss is {losses[-1]} at step {step + 1}; try a "
+                raise SystemExit(f"char_rnn: the loss is {losses[-1]} at step {done}; try a "
                                  f"smaller --lr or --clip")
-            done = step + 1
             if done % args.sample_every == 0 or done == s["steps"]:
                 val = evaluate(model, val_ids, s)
                 row = {"step": done, "train_loss": float(np.mean(losses)), "val_loss": val,

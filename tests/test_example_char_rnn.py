@@ -62,6 +62,14 @@ def test_load_samples_without_training(tmp_path, capsys):
     assert len(sample) == len("Moses") + 30 + 1  # and print's newline
     with pytest.raises(SystemExit, match="the checkpoint's model differs: --hidden 32"):
         char_rnn.main(["--load", str(ckpt), "--hidden", "32", "--sample-only"])
+    # --load takes only the weights: other streams and segments are fine
+    assert char_rnn.main([*TINY, "--load", str(ckpt), "--batch-size", "3", "--steps", "2",
+                          "--sample-every", "2"]) == 0
+    # --resume continues the run as it was: only --steps may change
+    with pytest.raises(SystemExit, match=r"only --steps may change: --lr 0\.05"):
+        char_rnn.main(["--resume", str(ckpt), "--lr", "0.05", "--steps", "9"])
+    with pytest.raises(SystemExit, match=r"--batch-size 3 \(the checkpoint has 4\)"):
+        char_rnn.main(["--resume", str(ckpt), "--batch-size", "3", "--steps", "9"])
 
 
 def test_bad_input_and_outputs_stop_before_work(tmp_path):
@@ -82,5 +90,47 @@ def test_bad_input_and_outputs_stop_before_work(tmp_path):
     assert notes.read_text() == "mine"
     with pytest.raises(SystemExit, match="is the input of --text"):
         char_rnn.main([*TINY, "--text", str(notes), "--json", str(notes)])
-    with pytest.raises(SystemExit):
-        char_rnn.main([*TINY, "--lr", "-1"])
+    for bad in (["--lr", "-1"], ["--steps", "0"], ["--prompt", ""]):
+        with pytest.raises(SystemExit):
+            char_rnn.main([*TINY, *bad])
+    with pytest.raises(SystemExit, match=r"--prompt has characters the text lacks: \['~'\]"):
+        char_rnn.main([*TINY, "--prompt", "And~", "--save", str(tmp_path / "never.npz")])
+    assert not (tmp_path / "never.npz").exists()  # refused before any training
+
+
+def test_a_tiny_text_with_one_character_segments_trains_and_evaluates(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("abcab cabca bcabc " * 22)  # 396 characters
+    assert char_rnn.main(["--text", str(text), "--seq-len", "1", "--batch-size", "16",
+                          "--hidden", "8", "--embed", "4", "--steps", "4", "--sample-every", "2",
+                          "--prompt", "ab", "--sample-length", "5", "--no-progress"]) == 0
+
+
+def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path):
+    """Ctrl-C is held back until the step in flight is done, so the checkpoint written on the
+    way out is a consistent one, and --resume ends where the uninterrupted run does."""
+    import signal
+    import subprocess
+    import time
+
+    args = [*TINY, "--steps", "300", "--sample-every", "100", "--sample-length", "5"]
+    full = tmp_path / "full.json"
+    assert char_rnn.main([*args, "--json", str(full)]) == 0
+    ckpt, resumed = tmp_path / "ckpt.npz", tmp_path / "res.json"
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "char_rnn.py"), *args, "--save", str(ckpt)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the run ended before Ctrl-C reached it")
+    assert proc.returncode == 130 and "interrupted after step" in err and "Traceback" not in err
+    assert char_rnn.main(["--resume", str(ckpt), "--steps", "300", "--sample-every", "100",
+                          "--sample-length", "5", "--no-progress", "--json", str(resumed)]) == 0
+    a, b = json.loads(full.read_text()), json.loads(resumed.read_text())
+    assert a["val_loss"] == b["val_loss"]
+    assert a["history"][-1] == {**b["history"][-1], "seconds": a["history"][-1]["seconds"]}
