@@ -178,6 +178,62 @@ def test_the_readme_plain_expressions_replay_bit_for_bit_with_the_passes_that_ke
     np.testing.assert_array_equal(w_replay, w_eager)
 
 
+def _three_layer_step(model_seed=0, return_hidden=False, reuse_product=False):
+    rng = np.random.default_rng(model_seed)
+    ps = [Tensor(rng.standard_normal(s).astype(np.float32) * 0.3, requires_grad=True)
+          for s in [(12, 16), (16,), (16, 16), (16,), (16, 4), (4,)]]
+    opt = optim.SGD(ps, lr=0.1, momentum=0.9)
+
+    def step(x, y):
+        product = Tensor(x) @ ps[0]
+        h1 = (product + ps[1]).relu()
+        h2 = (h1 @ ps[2] + ps[3]).relu()
+        logits = h2 @ ps[4] + ps[5]
+        if reuse_product:
+            logits = logits + (product * 0.0).sum()  # the product is read again: not in place
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return (loss, h1) if return_hidden else loss
+
+    return step, ps
+
+
+@pytest.mark.parametrize("variant", ["plain", "return_hidden", "reuse_product"])
+def test_inplace_pass_keeps_every_bit_and_skips_buffers_still_in_use(variant):
+    """inplace adds the bias into the dead product, takes relu in the dead pre-activation and
+    masks the dead output gradient, as hand-written numpy does; a buffer the step returns or reads
+    again keeps its own array. Losses, returned values and weights equal eager bit for bit."""
+    xs, ys = batches()
+    kw = {"return_hidden": variant == "return_hidden", "reuse_product": variant == "reuse_product"}
+    results = []
+    for passes in (None, ("dead_code", "inplace")):
+        step, ps = _three_layer_step(**kw)
+        fn = step if passes is None else tg.jit(step, passes=passes)
+        outs = []
+        for i in range(30):
+            out = fn(xs[i % 10].astype(np.float32), ys[i % 10])
+            outs.append([t.data.copy() for t in (out if isinstance(out, tuple) else (out,))])
+        results.append((outs, [p.data.copy() for p in ps], fn))
+    (eager, w_eager, _), (replay, w_replay, jitted) = results
+    for a, b in zip(eager, replay):
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, v)
+    for u, v in zip(w_eager, w_replay):
+        np.testing.assert_array_equal(u, v)
+    if variant == "return_hidden":  # a returned tensor is not overwritten by the next call
+        first = jitted(xs[0].astype(np.float32), ys[0])[1]
+        kept = first.data.copy()
+        jitted(xs[1].astype(np.float32), ys[1])
+        np.testing.assert_array_equal(first.data, kept)
+    kinds = [type(ins.args[0]).__name__ for ins in next(iter(jitted.cache.values())).code
+             if ins.fn in (jit_module.forward_kernel, jit_module.vjp_kernel)]
+    # three Linear forwards; two LinearReLU forwards and their two vjps
+    expected = {"plain": (3, 4), "return_hidden": (3, 4), "reuse_product": (2, 4)}[variant]
+    assert (kinds.count("_LinearInto"), kinds.count("_LinearReLUInto")) == expected
+
+
 def test_cross_entropy_pass_fuses_the_plain_spelling_to_float32_rounding():
     (eager, w_eager, _), (replay, w_replay, fn) = plain_run(("cross_entropy", "dead_code"))
     assert abs(replay[0] - eager[0]) <= 1e-6 * abs(eager[0])

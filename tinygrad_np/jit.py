@@ -16,8 +16,9 @@ what eager would see.
 The first call with a new signature captures; the second captures again and compares the two
 programs, so an array computed from the step's inputs outside tinygrad_np's operations (it would
 be a constant replayed with the first call's values) is an error naming the op, not a silent
-wrong answer; from the third call on, the step replays. Passes (dead-code removal) run on the
-verified program; ``jit(fn, passes=())`` turns them off.
+wrong answer; from the third call on, the step replays. Passes (the plain spelling's
+cross-entropy fused, dead-code removal, in place where a buffer is dead) run on the verified
+program; ``jit(fn, passes=())`` turns them off.
 """
 
 from __future__ import annotations
@@ -535,7 +536,97 @@ def _readers(code) -> dict[int, list[int]]:
 
 operator_add = operator.add
 
-PASSES = {"cross_entropy": cross_entropy, "dead_code": dead_code}
+# --- in place where a value is dead: the first step of buffer planning ---
+
+
+class _LinearInto(ops.Linear):
+    """Linear's forward adding the bias into the product, which nothing else reads (as hand-written
+    numpy does: h = x @ w; h += b). The same arithmetic, bit for bit."""
+
+    def forward(self, xp, x, w, b, *, product=None):
+        return np.add(product, b, out=product)
+
+
+class _LinearReLUInto(ops.LinearReLU):
+    """LinearReLU with relu taken in place in the dead pre-activation, and the vjp's mask applied
+    in place to a dead output gradient; the same arithmetic, bit for bit."""
+
+    def __init__(self, needs_grad, forward_into: bool, vjp_into: bool):
+        super().__init__(needs_grad)
+        self.forward_into, self.vjp_into = forward_into, vjp_into
+
+    def forward(self, xp, x, w, b, *, preact):
+        if not self.forward_into:
+            return super().forward(xp, x, w, b, preact=preact)
+        zeros = backend.constant(0, preact.size, preact.dtype).reshape(preact.shape)
+        return np.maximum(preact, zeros if preact.size <= backend._SMALL else 0, out=preact)
+
+    def vjp(self, xp, g, out, x, w, b):
+        if not self.vjp_into:
+            return super().vjp(xp, g, out, x, w, b)
+        g *= out > 0
+        return ops.Linear.vjp(self, xp, g, out, x, w, b)
+
+
+def inplace(code: list, outputs: set) -> list:
+    """Compute into a buffer that is dead after the instruction, where the kernel's arithmetic
+    allows it: Linear adds the bias into its product (fresh from MatMul), LinearReLU takes relu in
+    its pre-activation (fresh from Linear) and masks its output gradient (fresh from a vjp) in
+    place. A buffer qualifies only if a kernel made it (never an argument or a parameter's data),
+    nothing reads it later, and the step does not return it."""
+    last: dict[int, int] = {}
+    for k, ins in enumerate(code):
+        for i in ins.reads():
+            last[i] = k
+    made = {}
+    for k, ins in enumerate(code):
+        op = _op_of(ins)
+        for o in ins.writes():
+            made[o] = (ins.fn, type(op) if op is not None else None)
+
+    def dead_after(v, k, kinds) -> bool:
+        return (
+            isinstance(v, Slot)
+            and v.i not in outputs
+            and last.get(v.i) == k
+            and made.get(v.i) in kinds
+            and sum(1 for a in code[k].args if isinstance(a, Slot) and a.i == v.i) == 0
+        )
+
+    fresh_forward = {(forward_kernel, ops.MatMul), (forward_kernel, ops.Linear)}
+    # vjps whose input gradient is a new array (g @ w.T); not CrossEntropy's (it may hand back
+    # its residual) nor Add's (one array for both inputs)
+    fresh_vjp = {(vjp_kernel, t) for t in (ops.Linear, ops.LinearReLU, ops.MatMul)}
+    out = []
+    for k, ins in enumerate(code):
+        op = _op_of(ins)
+        if ins.fn is forward_kernel and type(op) is ops.Linear:
+            if dead_after(ins.kwargs.get("product"), k, fresh_forward):
+                ins = _with_op(ins, _LinearInto(op.needs_grad))
+        elif ins.fn is forward_kernel and type(op) is ops.LinearReLU:
+            if dead_after(ins.kwargs.get("preact"), k, fresh_forward):
+                ins = _with_op(ins, _LinearReLUInto(op.needs_grad, True, False))
+        elif ins.fn is vjp_kernel and isinstance(op, ops.LinearReLU):
+            g = ins.args[1]
+            others = [a for a in ins.args[2:] if isinstance(a, Slot)]
+            if (
+                isinstance(g, Slot)
+                and g.i not in outputs
+                and last.get(g.i) == k
+                and made.get(g.i) in fresh_vjp
+                and all(a.i != g.i for a in others)
+            ):
+                forward_into = isinstance(op, _LinearReLUInto) and op.forward_into
+                ins = _with_op(ins, _LinearReLUInto(op.needs_grad, forward_into, True))
+        out.append(ins)
+    return out
+
+
+def _with_op(ins, op):
+    return Instruction(ins.fn, (op, *ins.args[1:]), ins.kwargs, ins.outs, ins.effect, ins.name)
+
+
+PASSES = {"cross_entropy": cross_entropy, "dead_code": dead_code, "inplace": inplace}
 
 
 # --- the decorator ---
@@ -584,7 +675,7 @@ class jit:
     given a gradient (p.grad = None, W.data *= 0.9 at the top of fn) is not detected.
     """
 
-    def __init__(self, fn=None, *, passes=("cross_entropy", "dead_code"), cache_size: int = 8, on_change="recapture"):
+    def __init__(self, fn=None, *, passes=("cross_entropy", "dead_code", "inplace"), cache_size: int = 8, on_change="recapture"):
         if on_change not in ("recapture", "error"):
             raise ValueError(f"jit: on_change must be 'recapture' or 'error', got {on_change!r}")
         unknown = [p for p in passes if p not in PASSES]
