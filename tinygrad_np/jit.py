@@ -331,6 +331,8 @@ class Program:
                 for o in ins.outs:
                     if o is not None:
                         lines.append(f"    if type(s{o}) is not ndarray: s{o} = asarray(s{o})")
+            elif ins.fn is _read_data:  # a parameter's data as it is now: an attribute read
+                lines.append(f"    s{ins.outs} = {expr(ins.args[0])}.data")
             else:
                 args = ", ".join(expr(a) for a in ins.args)
                 target = f"s{ins.outs} = " if isinstance(ins.outs, int) else ""
