@@ -78,13 +78,7 @@ def read_text(path: Path) -> str:
 
 def is_metrics(path: Path) -> bool:
     """Whether path holds metrics this script wrote (only those may be replaced)."""
-    if path.stat().st_size > 1 << 26:
-        return False
-    try:
-        metrics = json.loads(path.read_bytes())
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(metrics, dict) and {"val_loss", "steps", "settings"} <= metrics.keys()
+    return trainer.is_json_with(path, {"val_loss", "steps", "settings"})
 
 
 def streams(ids: np.ndarray, n: int) -> np.ndarray:

@@ -509,14 +509,20 @@ def is_history_csv(path: Path) -> bool:
     return _head(path, 64).startswith(b"epoch,loss")
 
 
-def is_metrics(path: Path) -> bool:
+def is_json_with(path: Path, keys: set[str]) -> bool:
+    """Whether path holds a JSON object (of at most 64 MiB) with these keys: a metrics file an
+    example wrote, which that example may replace."""
     if path.stat().st_size > 1 << 26:
         return False
     try:
         metrics = json.loads(path.read_bytes())
     except (ValueError, UnicodeDecodeError):
         return False
-    return isinstance(metrics, dict) and {"test_accuracy", "epochs"} <= metrics.keys()
+    return isinstance(metrics, dict) and keys <= metrics.keys()
+
+
+def is_metrics(path: Path) -> bool:
+    return is_json_with(path, {"test_accuracy", "epochs"})
 
 
 def is_picture(path: Path) -> bool:

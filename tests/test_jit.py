@@ -2,6 +2,7 @@
 model), guards recapture or raise, what cannot be replayed is refused, and each pass is shown on a
 program before and after."""
 
+import functools
 import sys
 
 import numpy as np
@@ -514,14 +515,7 @@ def test_edits_between_calls_are_read_live_by_the_replay():
     for jitted in (False, True):
         model = mlp()
         opt = optim.SGD(model.parameters(), lr=0.1)
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(model(Tensor(x)), y)
-            loss.backward()
-            opt.step()
-            return loss
-
+        step = functools.partial(example_step, model, opt)
         fn = tg.jit(step) if jitted else step
         losses = []
         for i in range(8):
