@@ -581,18 +581,20 @@ def inplace(code: list, outputs: set) -> list:
         for i in ins.reads():
             last[i] = k
     made = {}
-    for k, ins in enumerate(code):
+    for ins in code:
         op = _op_of(ins)
         for o in ins.writes():
             made[o] = (ins.fn, type(op) if op is not None else None)
 
-    def dead_after(v, k, kinds) -> bool:
+    def dead_after(v, k, kinds, others) -> bool:
+        """v, a buffer made by one of kinds, is read last by instruction k, and not also as one
+        of its other arguments, nor returned."""
         return (
             isinstance(v, Slot)
             and v.i not in outputs
             and last.get(v.i) == k
             and made.get(v.i) in kinds
-            and sum(1 for a in code[k].args if isinstance(a, Slot) and a.i == v.i) == 0
+            and not any(isinstance(a, Slot) and a.i == v.i for a in others)
         )
 
     fresh_forward = {(forward_kernel, ops.MatMul), (forward_kernel, ops.Linear)}
@@ -603,23 +605,14 @@ def inplace(code: list, outputs: set) -> list:
     for k, ins in enumerate(code):
         op = _op_of(ins)
         if ins.fn is forward_kernel and type(op) is ops.Linear:
-            if dead_after(ins.kwargs.get("product"), k, fresh_forward):
+            if dead_after(ins.kwargs.get("product"), k, fresh_forward, ins.args[1:]):
                 ins = _with_op(ins, _LinearInto(op.needs_grad))
         elif ins.fn is forward_kernel and type(op) is ops.LinearReLU:
-            if dead_after(ins.kwargs.get("preact"), k, fresh_forward):
+            if dead_after(ins.kwargs.get("preact"), k, fresh_forward, ins.args[1:]):
                 ins = _with_op(ins, _LinearReLUInto(op.needs_grad, True, False))
-        elif ins.fn is vjp_kernel and isinstance(op, ops.LinearReLU):
-            g = ins.args[1]
-            others = [a for a in ins.args[2:] if isinstance(a, Slot)]
-            if (
-                isinstance(g, Slot)
-                and g.i not in outputs
-                and last.get(g.i) == k
-                and made.get(g.i) in fresh_vjp
-                and all(a.i != g.i for a in others)
-            ):
-                forward_into = isinstance(op, _LinearReLUInto) and op.forward_into
-                ins = _with_op(ins, _LinearReLUInto(op.needs_grad, forward_into, True))
+        elif ins.fn is vjp_kernel and type(op) is ops.LinearReLU:
+            if dead_after(ins.args[1], k, fresh_vjp, ins.args[2:]):
+                ins = _with_op(ins, _LinearReLUInto(op.needs_grad, False, True))
         out.append(ins)
     return out
 
