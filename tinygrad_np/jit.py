@@ -26,11 +26,12 @@ from __future__ import annotations
 import collections
 import functools
 import operator
+import sys
 
 import numpy as np
 
 from . import backend, ops
-from .engine import ANOMALY, CAPTURING, JitError, check_finite, deliver, vjp_kernel
+from .engine import _SOLE_REFS, ANOMALY, CAPTURING, JitError, check_finite, deliver, vjp_kernel
 from .tensor import Tensor, finite_max
 
 __all__ = ["jit", "JitError", "Program"]
@@ -297,7 +298,13 @@ class Program:
     def compile(self):
         """The program as one Python function of the argument arrays: each instruction a line
         that calls its kernel on local variables, each slot deleted after its last read."""
-        names: dict[str, object] = {"ndarray": np.ndarray, "asarray": np.asarray, "backend": backend}
+        names: dict[str, object] = {
+            "ndarray": np.ndarray,
+            "asarray": np.asarray,
+            "backend": backend,
+            "getrefcount": sys.getrefcount,
+            "SOLE": _SOLE_REFS,
+        }
 
         def const(v) -> str:
             name = f"k{len(names)}"
@@ -331,6 +338,15 @@ class Program:
                 for o in ins.outs:
                     if o is not None:
                         lines.append(f"    if type(s{o}) is not ndarray: s{o} = asarray(s{o})")
+            elif ins.fn is deliver and isinstance(ins.args[1], Slot):
+                # deliver() spelled out: adopt the gradient when this frame holds the only
+                # reference (the same test as deliver's, one frame up), else deliver() adds it
+                leaf, g = expr(ins.args[0]), expr(ins.args[1])
+                lines.append(
+                    f"    if {leaf}.grad is None and {g}.base is None and "
+                    f"getrefcount({g}) <= SOLE and {g}.flags.writeable: {leaf}.grad = {g}"
+                )
+                lines.append(f"    else: {const(deliver)}({leaf}, {g})")
             elif ins.fn is _read_data:  # a parameter's data as it is now: an attribute read
                 lines.append(f"    s{ins.outs} = {expr(ins.args[0])}.data")
             else:
