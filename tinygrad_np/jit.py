@@ -647,13 +647,13 @@ def _flatten(args, kwargs):
     """The call's signature and the arrays it binds: Tensors and ndarrays by shape and dtype,
     Python scalars by value, other objects (a model, an optimizer) by identity."""
     sig, arrays = [], []
-    for name, v in [(i, a) for i, a in enumerate(args)] + sorted(kwargs.items()):
-        if isinstance(v, Tensor):
-            sig.append((name, "tensor", v.shape, v.dtype.str, v.requires_grad))
-            arrays.append(v.data)
-        elif isinstance(v, np.ndarray):
+    for name, v in (enumerate(args) if not kwargs else [*enumerate(args), *sorted(kwargs.items())]):
+        if isinstance(v, np.ndarray):  # the usual argument first: a batch
             sig.append((name, "array", v.shape, v.dtype.str))
             arrays.append(v)
+        elif isinstance(v, Tensor):
+            sig.append((name, "tensor", v.shape, v.dtype.str, v.requires_grad))
+            arrays.append(v.data)
         elif isinstance(v, (bool, int, float, str, type(None), np.generic)):
             sig.append((name, "scalar", type(v).__name__, v))
         else:
@@ -775,6 +775,8 @@ def _outputs(result, cap):
 
 def _rebuild(template, values):
     _, tree = template
+    if type(tree) is int:  # one Tensor, the usual loss: no walk
+        return Tensor._wrap(values[tree])
 
     def build(v):
         if isinstance(v, int):
