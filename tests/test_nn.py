@@ -158,6 +158,9 @@ def test_cross_entropy_rejects_bad_labels():
         ValueError, match=r"cross_entropy: label 10 at position 1 is outside \[0, 10\)"
     ):
         F.cross_entropy(logits, [0, 10, 2])
+    for dtype in (np.int64, np.int32, np.int8):  # a negative label must not wrap to the last class
+        with pytest.raises(ValueError, match=r"label -1 at position 1 is outside \[0, 10\)"):
+            F.cross_entropy(logits, np.array([0, -1, 2], dtype))
     with pytest.raises(ValueError, match=r"cross_entropy: expected integer labels of shape \(3,\)"):
         F.cross_entropy(logits, np.zeros(3))
     with pytest.raises(
