@@ -14,6 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import bench_jit  # noqa: E402
 import bench_mlp  # noqa: E402
 
 
@@ -33,3 +34,12 @@ def test_every_implementation_agrees_to_float32_rounding():
     assert unequal == 0
     for name, (first, largest) in agree.items():
         assert first <= bench_mlp.FIRST_STEP_BOUND and largest <= bench_mlp.BOUND, name
+
+
+@pytest.mark.parametrize("table", sorted(bench_jit.TABLES))
+def test_bench_jit_twins_agree_with_hand_written_numpy(table):
+    """The passes, Adam and tanh tables time steps that compute the same losses (float32 rounding)."""
+    agree = bench_jit.check(bench_jit.TABLES[table], (784, 128, 10), 32, steps=10)
+    assert set(agree) == set(bench_jit.TABLES[table])
+    for first, worst in agree.values():
+        assert first <= 1e-6 and worst <= 1e-3
