@@ -1,7 +1,8 @@
 """A full-size training epoch and its peak memory: tinygrad_np, hand-written numpy, PyTorch CPU.
 
 The hand-written numpy MLP runs twice: as written by hand, and "numpy tuned" (bench_mlp.py says
-what that is).
+what that is); tinygrad_np runs eagerly, jitted ("tg jit") and as the README's plain expressions
+jitted ("plain jit"; the epoch's last, partial batch is a second capture).
 
     python benchmarks/bench_epoch.py [--threads 1] [--repeats 2]
 
@@ -70,6 +71,8 @@ def worker(name: str, threads: int) -> dict:
     after_data = current_rss_mb()  # the data set is the same for all: measure above it
     impl = {
         "tinygrad_np": bench_mlp.TinygradStep,
+        "tg jit": bench_mlp.TinygradJitStep,
+        "plain jit": bench_mlp.PlainJitStep,
         "numpy": bench_mlp.NumpyStep,
         "numpy tuned": bench_mlp.TunedNumpyStep,
         "torch": bench_mlp.TorchStep,
@@ -117,7 +120,7 @@ def main(argv=None):
         return
     import bench_mlp
 
-    names = ["tinygrad_np", "numpy", "numpy tuned"] + (
+    names = ["tinygrad_np", "tg jit", "plain jit", "numpy", "numpy tuned"] + (
         ["torch"] if bench_mlp.torch is not None else []
     )
     results = {n: [] for n in names}
