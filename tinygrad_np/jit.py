@@ -228,6 +228,13 @@ class Capture:
         self.code.append(Instruction(deliver, (leaf, self._ref(g)), {}, None, True, "deliver"))
         self.known_grads[id(leaf)] = (leaf, leaf.grad, leaf.grad.copy())
 
+    def release(self) -> None:
+        """Drop what only recording needed (every array seen, the snapshots of .grad and .data):
+        a first capture waiting for its second (the epoch's last partial batch waits forever)
+        keeps just its instructions and constants."""
+        self.alive, self.slot_of = [], {}
+        self.known_grads, self.known_data = {}, {}
+
     def _refresh(self) -> None:
         for known, attr in ((self.known_grads, "grad"), (self.known_data, "data")):
             for key, (t, arr, values) in list(known.items()):
@@ -726,6 +733,7 @@ class jit:
             CAPTURING.now = None
         self.captures += 1
         template, outputs = _outputs(result, cap)
+        cap.release()
         first = self.pending.pop(sig, None)
         if first is None:
             self.pending[sig] = (cap, outputs)
