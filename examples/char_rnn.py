@@ -28,7 +28,7 @@ import trainer  # beside this script: the progress bar and Ctrl-C handling the M
 
 import tinygrad_np as tg
 from tinygrad_np import Tensor, nn, optim
-from tinygrad_np.io.checkpoint import is_checkpoint
+from tinygrad_np.io.checkpoint import checkpoint_meta
 from tinygrad_np.io.files import Output, atomic_write, check_outputs
 from tinygrad_np.nn import functional as F
 from tinygrad_np.nn.utils import clip_grad_norm_
@@ -74,6 +74,13 @@ def read_text(path: Path) -> str:
     except OSError as e:
         raise SystemExit(f"char_rnn: --text {path}: cannot read it ({e.strerror or e})") from None
     return text
+
+
+def is_own_checkpoint(path: Path) -> bool:
+    """Whether path is a checkpoint this script wrote (only those may be replaced: an MNIST
+    example's checkpoint is not). Reads only the checkpoint's meta."""
+    meta = checkpoint_meta(path)
+    return meta is not None and isinstance(meta.get("extra"), dict) and "char_rnn" in meta["extra"]
 
 
 def is_metrics(path: Path) -> bool:
@@ -223,7 +230,7 @@ def main(argv=None) -> int:
     saved_from = args.resume or args.load
     saved, vocab = checkpoint_settings(saved_from) if saved_from else (None, None)
     s = settings_of(args, saved)
-    outputs = [Output(f, p, "checkpoint", is_checkpoint)
+    outputs = [Output(f, p, "char_rnn checkpoint", is_own_checkpoint)
                for f, p in (("--save", args.save), ("--resume", args.resume)) if p]
     if args.json:
         outputs.append(Output("--json", args.json, "char_rnn metrics file", is_metrics))

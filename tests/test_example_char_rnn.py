@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -88,6 +89,14 @@ def test_bad_input_and_outputs_stop_before_work(tmp_path):
     with pytest.raises(SystemExit, match="refusing to overwrite"):
         char_rnn.main([*TINY, "--save", str(notes)])
     assert notes.read_text() == "mine"
+    import tinygrad_np as tg
+    from tinygrad_np import Tensor
+    theirs = tmp_path / "mnist.npz"  # another program's checkpoint is not ours to replace
+    tg.save_checkpoint(theirs, {"w": Tensor(np.ones(3))})
+    before = theirs.read_bytes()
+    with pytest.raises(SystemExit, match="is not a char_rnn checkpoint; refusing to overwrite"):
+        char_rnn.main([*TINY, "--save", str(theirs)])
+    assert theirs.read_bytes() == before
     with pytest.raises(SystemExit, match="is the input of --text"):
         char_rnn.main([*TINY, "--text", str(notes), "--json", str(notes)])
     for bad in (["--lr", "-1"], ["--steps", "0"], ["--prompt", ""]):

@@ -325,13 +325,18 @@ def is_checkpoint(path) -> bool:
     missing file, a directory, a non-zip, a zip without meta or an npz of another format; never
     raises for a regular file.
     """
+    return checkpoint_meta(path) is not None
+
+
+def checkpoint_meta(path) -> dict | None:
+    """The meta of the checkpoint at path (its format, model record, extra, ...), read as
+    is_checkpoint reads it; None if path holds no checkpoint."""
     path = Path(path)
     try:
         with npz.NpzFile(path) as f:
-            _read_meta(path, f)
+            return _read_meta(path, f)
     except Exception:  # whatever a file that is not a checkpoint makes fail, the answer is no
-        return False
-    return True
+        return None
 
 
 # --- loading, bounded ---
