@@ -29,7 +29,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_mlp import LR, MOMENTUM, describe_machine, init_weights, make_batches  # noqa: E402
+from bench_mlp import (  # noqa: E402
+    LR,
+    MOMENTUM,
+    PlainStep,
+    describe_machine,
+    init_weights,
+    make_batches,
+)
 from numpy_mlp import NumpyMLP  # noqa: E402
 
 import tinygrad_np as tg  # noqa: E402
@@ -40,30 +47,15 @@ BATCHES = [32, 128, 512]
 ADAM_LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
 
 
-class Plain:
-    """The README's plain expressions; passes=None: eager."""
+class Plain(PlainStep):
+    """bench_mlp's plain-expression step with a choice of passes (None: eager), activation and
+    optimizer."""
 
     def __init__(self, weights, passes=None, activation="relu", make_opt=None):
         self.params = [Tensor(a.copy(), requires_grad=True) for pair in weights for a in pair]
         self.opt = (make_opt or (lambda ps: optim.SGD(ps, lr=LR, momentum=MOMENTUM)))(self.params)
-        self.activation = activation
+        self.tanh = activation == "tanh"
         self.step = self._step if passes is None else tg.jit(self._step, passes=passes)
-
-    def _step(self, x, y):
-        h, layers = Tensor(x), len(self.params) // 2
-        for i in range(layers):
-            h = h @ self.params[2 * i] + self.params[2 * i + 1]
-            if i < layers - 1:
-                h = h.relu() if self.activation == "relu" else h.tanh()
-        logp = h.log_softmax(axis=-1)
-        loss = -logp[np.arange(len(y)), y].mean()
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-        return loss
-
-    def __call__(self, x, y):
-        return self.step(x, y).item()
 
 
 class NumpyAdamMLP(NumpyMLP):

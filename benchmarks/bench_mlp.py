@@ -106,7 +106,7 @@ class TinygradJitStep(TinygradStep):
 class PlainStep:
     """The README's plain expressions: x @ W + b, relu, log_softmax, an integer gather, mean."""
 
-    name, jitted = "plain", False
+    name, jitted, tanh = "plain", False, False
 
     def __init__(self, weights):
         self.params = [
@@ -120,7 +120,7 @@ class PlainStep:
         for i in range(layers):
             h = h @ self.params[2 * i] + self.params[2 * i + 1]
             if i < layers - 1:
-                h = h.relu()
+                h = h.tanh() if self.tanh else h.relu()
         logp = h.log_softmax(axis=-1)
         loss = -logp[np.arange(len(y)), y].mean()
         self.opt.zero_grad()
