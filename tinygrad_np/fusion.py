@@ -1,8 +1,8 @@
 """Record-time fusion: the rules that record a chain of ops as one fused node, in one place.
 
 A rule looks at the operands of an op about to be recorded (their own recorded nodes) and
-returns the fused Tensor, or None to record the op as asked. ``fuse(op_cls, *operands)`` applies
-the rules registered for op_cls in order; ``Tensor`` calls it for the ops that have rules, before
+returns the fused Tensor, or None to record the op as asked. ``DISPATCH[op_cls]`` applies the
+rules registered for op_cls in order; ``Tensor`` calls it for the ops that have rules, before
 broadcasting, and knows nothing of what they match.
 
 - ``x @ W + b`` (W 2-D, b of shape (m,), same dtype): one ``Linear`` node, reusing the product;
@@ -50,12 +50,6 @@ def _chain(fns):
         return None
 
     return first_match
-
-
-def fuse(op_cls, *operands):
-    """The fused Tensor for op_cls on operands, or None when no rule matches."""
-    fn = DISPATCH.get(op_cls)
-    return None if fn is None else fn(*operands)
 
 
 @rule(ops.Add)

@@ -583,8 +583,7 @@ class _LinearReLUInto(ops.LinearReLU):
     def forward(self, xp, x, w, b, *, preact):
         if not self.forward_into:
             return super().forward(xp, x, w, b, preact=preact)
-        zeros = backend.constant(0, preact.size, preact.dtype).reshape(preact.shape)
-        return np.maximum(preact, zeros if preact.size <= backend._SMALL else 0, out=preact)
+        return backend.relu(preact, out=preact)
 
     def vjp(self, xp, g, out, x, w, b):
         if not self.vjp_into:
@@ -599,15 +598,11 @@ def inplace(code: list, outputs: set) -> list:
     its pre-activation (fresh from Linear) and masks its output gradient (fresh from a vjp) in
     place. A buffer qualifies only if a kernel made it (never an argument or a parameter's data),
     nothing reads it later, and the step does not return it."""
-    last: dict[int, int] = {}
-    for k, ins in enumerate(code):
-        for i in ins.reads():
-            last[i] = k
-    made = {}
-    for ins in code:
-        op = _op_of(ins)
-        for o in ins.writes():
-            made[o] = (ins.fn, type(op) if op is not None else None)
+    readers, producers = _readers(code), _producers(code)
+
+    def made_by(i):
+        k = producers.get(i)
+        return None if k is None else (code[k].fn, type(_op_of(code[k])))
 
     def dead_after(v, k, kinds, others) -> bool:
         """v, a buffer made by one of kinds, is read last by instruction k, and not also as one
@@ -615,8 +610,8 @@ def inplace(code: list, outputs: set) -> list:
         return (
             isinstance(v, Slot)
             and v.i not in outputs
-            and last.get(v.i) == k
-            and made.get(v.i) in kinds
+            and readers[v.i][-1] == k
+            and made_by(v.i) in kinds
             and not any(isinstance(a, Slot) and a.i == v.i for a in others)
         )
 
