@@ -77,6 +77,7 @@ class Optimizer:
         self.state = {name: [] for name in self.buffers}
         self.steps = 0
         self._grouped = grouped
+        self._work: dict = {}  # (shape, dtype, k) -> a scratch array: see _scratch
         for group in items if grouped else [{"params": items}]:
             self.add_param_group(group)
 
@@ -168,6 +169,16 @@ class Optimizer:
 
     def _update(self, group: dict, t, i: int, p: Tensor, grad: np.ndarray) -> None:
         raise NotImplementedError
+
+    def _scratch(self, like: np.ndarray, k: int = 0) -> np.ndarray:
+        """Work array k shaped like `like`, made once and reused by every update of a parameter
+        of that shape and dtype: an update's temporaries (lr * grad, ...) computed with out= into
+        it, the same arithmetic, bit for bit, as the expression it replaces, with no allocation."""
+        key = (like.shape, like.dtype, k)
+        work = self._work.get(key)
+        if work is None:
+            work = self._work[key] = np.empty(like.shape, like.dtype)
+        return work
 
     def _buffer(self, name: str, i: int, like: np.ndarray, fill: float = 0.0) -> np.ndarray:
         buf = self.state[name][i]

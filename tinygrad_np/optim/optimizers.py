@@ -77,8 +77,10 @@ class SGD(Optimizer):
                 grad = p.grad
                 if grad is None:
                     continue
-                if decay:
-                    grad = grad + decay * p.data
+                # each temporary in a scratch array (no allocation; the same arithmetic)
+                if decay:  # grad + decay * p.data
+                    d = np.multiply(p.data, decay, out=self._scratch(grad, 0))
+                    grad = np.add(grad, d, out=d)
                 if momentum:
                     buf = bufs[i]
                     if buf is None:
@@ -86,8 +88,12 @@ class SGD(Optimizer):
                     else:
                         buf *= momentum
                         buf += grad
-                    grad = grad + momentum * buf if nesterov else buf
-                p.data -= lr * grad
+                    if nesterov:  # grad + momentum * buf
+                        t = np.multiply(buf, momentum, out=self._scratch(grad, 1))
+                        grad = np.add(grad, t, out=t)
+                    else:
+                        grad = buf
+                p.data -= np.multiply(grad, lr, out=self._scratch(grad, 1))  # lr * grad
             start += len(params)
 
 
@@ -129,17 +135,20 @@ class Adam(Optimizer):
         lr, wd = group["lr"], group["weight_decay"]
         if wd and self.decoupled:
             p.data *= 1.0 - lr * wd
-        elif wd:
-            grad = grad + wd * p.data
+        elif wd:  # grad + wd * p.data
+            d = np.multiply(p.data, wd, out=self._scratch(grad, 1))
+            grad = np.add(grad, d, out=d)
         m, v = self._buffer("exp_avg", i, grad), self._buffer("exp_avg_sq", i, grad)
+        s = self._scratch(grad, 0)  # each temporary in turn: no allocation, the same arithmetic
         m *= b1
-        m += (1.0 - b1) * grad
+        m += np.multiply(grad, 1.0 - b1, out=s)  # (1 - b1) * grad
         v *= b2
-        v += (1.0 - b2) * grad * grad
+        np.multiply(grad, 1.0 - b2, out=s)  # (1 - b2) * grad * grad
+        v += np.multiply(s, grad, out=s)
         step_size = lr / (1.0 - b1**t)
-        denom = np.sqrt(v / (1.0 - b2**t))
+        denom = np.sqrt(np.divide(v, 1.0 - b2**t, out=s), out=s)  # sqrt(v / (1 - b2^t))
         denom += group["eps"]
-        p.data -= step_size * (m / denom)
+        p.data -= np.multiply(np.divide(m, denom, out=s), step_size, out=s)  # step_size * (m / denom)
 
 
 class AdamW(Adam):
