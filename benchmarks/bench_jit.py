@@ -5,8 +5,8 @@ hand-written numpy: interleaved in one process, ratios to hand-written numpy.
     python benchmarks/bench_jit.py --only passes --rounds 9
 
 - passes: the README's plain-expression step (x @ W + b, relu, log_softmax, an integer gather, mean,
-  SGD momentum) jitted with passes=(), ("dead_code",), ("cross_entropy", "dead_code") and the
-  default (cross_entropy, dead_code, inplace); and eager.
+  SGD momentum) jitted with passes=(), then adding dead_code, cross_entropy, inplace and buffers
+  (the default: every pass); and eager.
 - adam: the same plain step with optim.Adam, against the hand-written MLP with Adam's update
   written in numpy (PyTorch's rule, in place).
 - tanh: a tanh MLP (plain expressions, SGD momentum) against its hand-written numpy twin.
@@ -45,6 +45,7 @@ from tinygrad_np import Tensor, optim  # noqa: E402
 ARCHS = [(784, 128, 10), (784, 256, 128, 10)]
 BATCHES = [32, 128, 512]
 ADAM_LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
+DEFAULT = ("cross_entropy", "dead_code", "inplace", "buffers")  # tg.jit's default passes
 
 
 class Plain(PlainStep):
@@ -139,17 +140,18 @@ TABLES = {
         "jit passes=()": lambda w: Plain(w, passes=()),
         "+dead_code": lambda w: Plain(w, passes=("dead_code",)),
         "+cross_entropy": lambda w: Plain(w, passes=("cross_entropy", "dead_code")),
-        "+inplace (default)": lambda w: Plain(w, passes=("cross_entropy", "dead_code", "inplace")),
+        "+inplace": lambda w: Plain(w, passes=("cross_entropy", "dead_code", "inplace")),
+        "+buffers (default)": lambda w: Plain(w, passes=DEFAULT),
     },
     "adam": {
         "numpy": lambda w: Numpy(w, NumpyAdamMLP, lr=ADAM_LR),
         "eager": lambda w: Plain(w, make_opt=adam),
-        "jit": lambda w: Plain(w, passes=("cross_entropy", "dead_code", "inplace"), make_opt=adam),
+        "jit": lambda w: Plain(w, passes=DEFAULT, make_opt=adam),
     },
     "tanh": {
         "numpy": lambda w: Numpy(w, NumpyTanhMLP),
         "eager": lambda w: Plain(w, activation="tanh"),
-        "jit": lambda w: Plain(w, passes=("cross_entropy", "dead_code", "inplace"), activation="tanh"),
+        "jit": lambda w: Plain(w, passes=DEFAULT, activation="tanh"),
     },
 }
 

@@ -17,8 +17,9 @@ The first call with a new signature captures; the second captures again and comp
 programs, so an array computed from the step's inputs outside tinygrad_np's operations (it would
 be a constant replayed with the first call's values) is an error naming the op, not a silent
 wrong answer; from the third call on, the step replays. Passes (the plain spelling's
-cross-entropy fused, dead-code removal, in place where a buffer is dead) run on the verified
-program; ``jit(fn, passes=())`` turns them off.
+cross-entropy fused, dead-code removal, in place where a buffer is dead, every temporary of the
+kernels it knows in an array made once: buffers.py) run on the verified program; ``jit(fn,
+passes=())`` turns them off.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ class Capture:
         self.slot_of: dict[int, int] = {}  # id(array) -> slot
         self.alive: list = []  # every array seen, so that ids stay unique while recording
         self.constants: list[tuple[int, np.ndarray]] = []  # (instruction, array), for verify()
+        self.meta: dict[int, tuple] = {}  # slot -> (shape, dtype) of its array: buffer planning's
         self.n = 0
         self.inputs = [self._new_slot(a) for a in inputs]
         # what the program knows of the state it does not make: per tensor, its .grad (after a
@@ -154,6 +156,7 @@ class Capture:
         if isinstance(arr, np.ndarray):
             self.slot_of[id(arr)] = i
             self.alive.append(arr)
+            self.meta[i] = (arr.shape, arr.dtype)
         return i
 
     def _ref(self, v):
@@ -279,25 +282,34 @@ def _tensor_name(t) -> str:
 class Program:
     """A verified capture: instructions over n slots, the argument slots, the result template."""
 
-    def __init__(self, code, n, inputs, template, outputs, passes):
+    def __init__(self, code, n, inputs, template, outputs, passes, meta=None):
         self.code, self.n, self.inputs = code, n, inputs
         self.template, self.outputs = template, outputs
+        results = set(o for o in outputs if isinstance(o, int))
+        self.debug_code = None  # the program before buffer planning: what detect_anomaly() runs
         for p in passes:
-            self.code = PASSES[p](self.code, set(o for o in outputs if isinstance(o, int)))
-        self._plan()
+            if p == "buffers":
+                self.debug_code = self.code
+                self.code = buffers(self.code, results, meta or {})
+            else:
+                self.code = PASSES[p](self.code, results)
+        self.free = self._frees(self.code)
+        self.debug_code = self.debug_code or self.code
+        self.debug_free = self._frees(self.debug_code)
         self.replay = self.compile()
 
-    def _plan(self):
+    def _frees(self, code):
         """For each instruction, the slots whose last read it is: replay frees them after it."""
         last = {}
-        for k, ins in enumerate(self.code):
+        for k, ins in enumerate(code):
             for i in ins.reads():
                 last[i] = k
         keep = set(o for o in self.outputs if isinstance(o, int))
-        self.free = [[] for _ in self.code]
+        free = [[] for _ in code]
         for i, k in last.items():
             if i not in keep:
-                self.free[k].append(i)
+                free[k].append(i)
+        return free
 
     def __repr__(self) -> str:
         return "\n".join(repr(ins) for ins in self.code)
@@ -356,6 +368,13 @@ class Program:
                 lines.append(f"    else: {const(deliver)}({leaf}, {g})")
             elif ins.fn is _read_data:  # a parameter's data as it is now: an attribute read
                 lines.append(f"    s{ins.outs} = {expr(ins.args[0])}.data")
+            elif ins.fn is adopt:  # a planned gradient array: the leaf takes it, or adds it
+                leaf, g = expr(ins.args[0]), expr(ins.args[1])
+                lines.append(f"    if {leaf}.grad is None: {leaf}.grad = {g}")
+                lines.append(f"    else: {const(adopt)}({leaf}, {g})")
+            elif ins.fn is unshare:
+                leaf, g = expr(ins.args[0]), expr(ins.args[1])
+                lines.append(f"    if {leaf}.grad is {g}: {leaf}.grad = {g}.copy()")
             else:
                 args = ", ".join(expr(a) for a in ins.args)
                 target = f"s{ins.outs} = " if isinstance(ins.outs, int) else ""
@@ -377,7 +396,7 @@ class Program:
         for i, a in zip(self.inputs, arrays):
             env[i] = a
         anomaly = ANOMALY.get()
-        for ins, free in zip(self.code, self.free):
+        for ins, free in zip(self.debug_code, self.debug_free):
             fn = ins.fn
             if fn is deliver:
                 leaf, s = ins.args
@@ -639,7 +658,7 @@ def _with_op(ins, op):
     return Instruction(ins.fn, (op, *ins.args[1:]), ins.kwargs, ins.outs, ins.effect, ins.name)
 
 
-PASSES = {"cross_entropy": cross_entropy, "dead_code": dead_code, "inplace": inplace}
+PASSES = {"cross_entropy": cross_entropy, "dead_code": dead_code, "inplace": inplace, "buffers": None}
 
 
 # --- the decorator ---
@@ -686,9 +705,14 @@ class jit:
     would not repeat it; use optimizer.zero_grad(), nn.utils.clip_grad_norm_, clip_grad_value_,
     which are recorded, or edit between calls). An edit of a tensor the step has not yet read or
     given a gradient (p.grad = None, W.data *= 0.9 at the top of fn) is not detected.
+
+    With the buffers pass (on by default) a parameter's .grad after a replay is an array the
+    program reuses: the next replay writes the new gradient into it (as PyTorch's
+    zero_grad(set_to_none=False) does). Copy a gradient you keep across calls; returned Tensors
+    are never reused.
     """
 
-    def __init__(self, fn=None, *, passes=("cross_entropy", "dead_code", "inplace"), cache_size: int = 8, on_change="recapture"):
+    def __init__(self, fn=None, *, passes=("cross_entropy", "dead_code", "inplace", "buffers"), cache_size: int = 8, on_change="recapture"):
         if on_change not in ("recapture", "error"):
             raise ValueError(f"jit: on_change must be 'recapture' or 'error', got {on_change!r}")
         unknown = [p for p in passes if p not in PASSES]
@@ -734,7 +758,7 @@ class jit:
             self.pending[sig] = (cap, outputs)
         else:
             _verify(first[0], cap, first[1], outputs)
-            self.cache[sig] = Program(cap.code, cap.n, cap.inputs, template, outputs, self.passes)
+            self.cache[sig] = Program(cap.code, cap.n, cap.inputs, template, outputs, self.passes, cap.meta)
             while len(self.cache) > self.cache_size:
                 self.cache.popitem(last=False)
         return result
@@ -843,3 +867,8 @@ def _verify(a: Capture, b: Capture, outs_a, outs_b) -> None:
 
 def _shape(args):
     return tuple(type(a).__name__ for a in args)
+
+
+from .buffers import adopt, buffers, unshare  # noqa: E402  (buffers.py builds on this module)
+
+PASSES["buffers"] = buffers

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ..backend import constant
 from ..engine import captured
 from ..tensor import Tensor
 
@@ -38,7 +39,7 @@ def _clip_norm(params, max_norm, norm_type, error_if_nonfinite) -> float:
     if norm_type == math.inf:
         total = max(float(np.abs(g).max(initial=0.0)) for g in grads)
     else:
-        total = sum(float((np.abs(g) ** norm_type).sum()) for g in grads) ** (1.0 / norm_type)
+        total = sum(_power_sum(g, norm_type) for g in grads) ** (1.0 / norm_type)
     if not math.isfinite(total) and error_if_nonfinite:
         raise RuntimeError(
             f"clip_grad_norm_: the total norm of the gradients is {total}; the gradients cannot "
@@ -49,6 +50,16 @@ def _clip_norm(params, max_norm, norm_type, error_if_nonfinite) -> float:
         for g in grads:
             g *= np.asarray(scale, g.dtype)  # in place, in the gradient's dtype
     return total
+
+
+def _power_sum(g: np.ndarray, p: float) -> float:
+    """sum(|g|^p) in float64, as a BLAS dot product: numpy's own float32 sum rounds differently
+    with the array's address (its vector loop starts at an aligned element), which made the clip
+    scale, and so the whole run, depend on where the allocator put a gradient."""
+    a = np.abs(g).ravel().astype(np.float64)
+    if p == 2:
+        return float(np.dot(a, a))
+    return float(np.dot(a**p, constant(1, a.size, np.dtype(np.float64))))
 
 
 def clip_grad_value_(parameters, clip_value: float) -> None:
