@@ -64,8 +64,9 @@ class _CrossEntropyPlan:
     """ops.CrossEntropy's forward and gradient for logits (n, c) and labels (n,), into arrays made
     once: the same operations in the same order (backend.row_max, row_sums, cross_entropy_grad)."""
 
-    def __init__(self, n: int, c: int, dtype):
-        self.n, self.c = n, c
+    def __init__(self, op, n: int, c: int, dtype):
+        self.op, self.n, self.c = op, n, c
+        self.rows = np.arange(n)
         self.by_columns = n >= 32 and c <= 32  # backend.row_max's choice
         self.t = np.empty((c, n), dtype)
         self.m = np.empty(n, dtype)
@@ -81,14 +82,16 @@ class _CrossEntropyPlan:
         self.flat_shifted = self.shifted.reshape(-1)
 
     def forward(self, x, *, labels):
-        labels = np.asarray(labels)
+        if type(labels) is not np.ndarray:
+            labels = np.asarray(labels)
         n, c = self.n, self.c
         if labels.shape != (n,) or labels.dtype.kind not in "iu":
             raise ValueError(
                 f"cross_entropy: expected integer labels of shape ({n},), got {labels.dtype} "
                 f"{labels.shape}"
             )
-        if (labels.dtype.kind == "i" and labels.min() < 0) or labels.max() >= c:
+        # one reduction for both ends: a negative label, seen as unsigned, is >= c too
+        if labels.view(labels.dtype.str.replace("i", "u")).max() >= c:
             ops._bad_labels(labels, c)
         if self.by_columns:
             np.copyto(self.t, x.T)
@@ -101,18 +104,35 @@ class _CrossEntropyPlan:
         np.exp(self.shifted, out=self.probs)
         np.matmul(self.probs, self.ones, out=self.sums)
         np.divide(self.probs, self.sums_col, out=self.probs)
+        # the rule's residuals too, should its vjp run unplanned (as ops.CrossEntropy leaves them)
+        self.op.probs, self.op.rows, self.op.labels = self.probs, self.rows, labels
         np.log(self.sums, out=self.logs)
         np.subtract(self.logs, self.picked, out=self.logs)
         return np.asarray(self.logs.sum() / n, dtype=x.dtype)  # the loss: a new array, returned
 
-    def vjp(self, dx, g):
-        scale = float(g) / self.n
-        np.multiply(self.probs, scale, out=dx)
-        flat = dx.reshape(-1)
-        np.take(flat, self.idx, out=self.picked, mode="clip")
-        np.subtract(self.picked, scale, out=self.picked)
-        np.put(flat, self.idx, self.picked, mode="clip")
-        return (dx,)
+    def vjp_into(self, dx):
+        """The gradient kernel writing into dx: g * (softmax(x) - onehot(labels)) / n."""
+        flat, probs, idx, picked, n = dx.reshape(-1), self.probs, self.idx, self.picked, self.n
+
+        def vjp(g):
+            scale = float(g) / n
+            np.multiply(probs, scale, out=dx)
+            np.take(flat, idx, out=picked, mode="clip")
+            np.subtract(picked, scale, out=picked)
+            np.put(flat, idx, picked, mode="clip")
+            return (dx,)
+
+        return vjp
+
+
+def _relu_into(o, shape=None, dtype=None):
+    """relu(p) into o (None: into p), as backend.relu: against an array of zeros, made once."""
+    shape, dtype = (o.shape, o.dtype) if o is not None else (shape, dtype)
+    zeros = np.zeros(shape, dtype)
+    zeros.flags.writeable = False
+    if o is None:
+        return lambda p: np.maximum(p, zeros, out=p)
+    return lambda p: np.maximum(p, zeros, out=o)
 
 
 def _bias_into(rows):
@@ -127,15 +147,23 @@ def _bias_into(rows):
     return add
 
 
-def _linear_grads(needs, g, x, w, gx, gw, gb):
-    """Linear's (and MatMul's) vjp for 2-D g, x, w into gx, gw, gb (None: not needed)."""
-    if needs[0]:
-        np.matmul(g, w.T, out=gx)
-    if needs[1]:
-        np.matmul(x.T, g, out=gw)
-    if len(needs) > 2 and needs[2]:
-        np.matmul(backend.constant(1, g.shape[0], g.dtype), g, out=gb)  # backend.column_sums
-    return (gx, gw, gb)[: len(needs)]
+def _linear_grads(needs, n, dtype, gx, gw, gb):
+    """Linear's (and MatMul's) vjp for 2-D g (n rows), x, w into gx, gw, gb (None: not needed),
+    as a function of (g, x, w)."""
+    dx, dw, db = needs[0], needs[1], len(needs) > 2 and needs[2]
+    ones = backend.constant(1, n, np.dtype(dtype))  # backend.column_sums: ones @ g
+    count = len(needs)
+
+    def grads(g, x, w):
+        if dx:
+            np.matmul(g, w.T, out=gx)
+        if dw:
+            np.matmul(x.T, g, out=gw)
+        if db:
+            np.matmul(ones, g, out=gb)
+        return (gx, gw, gb)[:count]
+
+    return grads
 
 
 def buffers(code: list, outputs: set, meta: dict) -> list:
@@ -226,13 +254,18 @@ def _plan(ins, plannable, take, plans, meta):
         return None
     op, *args = ins.args
     kind = type(op)
+    if ins.fn is forward_kernel and isinstance(op, _LinearReLUInto) and op.forward_into:
+        preact = ins.kwargs["preact"]  # relu in the dead pre-activation (the inplace pass's)
+        if preact.i in meta:
+            shp, dtype = meta[preact.i]
+            return _kernel(_relu_into(None, shp, dtype), "LinearReLU into preact", ins, (preact,))
     if ins.fn is forward_kernel and isinstance(op, _LinearInto) and two_d(ins.kwargs["product"]):
         shp, dtype = meta[ins.kwargs["product"].i]
         return _kernel(_bias_into(np.empty(shp, dtype)), "Linear into product", ins, (ins.kwargs["product"], args[2]))
     if ins.fn is forward_kernel:
         if kind is ops.CrossEntropy and two_d(args[0]):
             (n, c), dtype = meta[args[0].i]
-            plan = plans[id(op)] = _CrossEntropyPlan(n, c, dtype)
+            plan = plans[id(op)] = _CrossEntropyPlan(op, n, c, dtype)
             return _kernel(plan.forward, "CrossEntropy into", ins, args, ins.kwargs)
         if not plannable(ins.outs):
             return None
@@ -248,15 +281,14 @@ def _plan(ins, plannable, take, plans, meta):
             return _kernel(lambda x, w, b: add_bias(np.matmul(x, w, out=o), b), "Linear into", ins, args)
         if kind is ops.LinearReLU:
             o = take(ins.outs)
-            return _kernel(lambda p: backend.relu(p, out=o), "LinearReLU into", ins, (ins.kwargs["preact"],))
+            return _kernel(_relu_into(o), "LinearReLU into", ins, (ins.kwargs["preact"],))
         return None
     # a vjp: args are (g, out, *inputs), outs one slot (or None) per input
     g = args[0]
     if kind is ops.CrossEntropy:
         if id(op) not in plans or not plannable(ins.outs[0]):
             return None
-        plan, o = plans[id(op)], take(ins.outs[0])
-        return _kernel(lambda g: plan.vjp(o, g), "vjp CrossEntropy into", ins, (g,))
+        return _kernel(plans[id(op)].vjp_into(take(ins.outs[0])), "vjp CrossEntropy into", ins, (g,))
     if kind not in (ops.MatMul, ops.Linear, ops.LinearReLU, _LinearInto, _LinearReLUInto):
         return None
     x, w = args[2], args[3]
@@ -267,15 +299,16 @@ def _plan(ins, plannable, take, plans, meta):
         return None
     arrays = [take(o) if o is not None else None for o in ins.outs]
     arrays += [None] * (3 - len(arrays))
-    if kind in (ops.MatMul, ops.Linear, _LinearInto):
-        return _kernel(lambda g, x, w: _linear_grads(needs, g, x, w, *arrays), f"vjp {kind.__name__} into", ins, (g, x, w))
     shp, dtype = meta[g.i]
+    grads = _linear_grads(needs, shp[0], dtype, *arrays)
+    if kind in (ops.MatMul, ops.Linear, _LinearInto):
+        return _kernel(grads, f"vjp {kind.__name__} into", ins, (g, x, w))
     mask = np.empty(shp, bool)
     work = None if getattr(op, "vjp_into", False) else np.empty(shp, dtype)  # None: g is dead, ours
 
     def linear_relu(g, out, x, w):
         np.greater(out, 0, out=mask)  # g * (out > 0)
-        return _linear_grads(needs, np.multiply(g, mask, out=g if work is None else work), x, w, *arrays)
+        return grads(np.multiply(g, mask, out=g if work is None else work), x, w)
 
     return _kernel(linear_relu, "vjp LinearReLU into", ins, (g, args[1], x, w))
 
