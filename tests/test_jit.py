@@ -366,6 +366,29 @@ def test_a_replayed_step_makes_no_new_arrays(name, batch):
         tracemalloc.stop()
 
 
+def test_buffers_pass_leaves_alone_what_a_returned_view_shows_and_takes_any_integer_labels():
+    """A returned logits.T (a view made by a kernel the pass does not plan) keeps its values after
+    later calls; uint64 labels replay as eager."""
+    xs, ys = batches()
+    rng = np.random.default_rng(0)
+    w = Tensor(rng.standard_normal((12, 4)).astype(np.float32), requires_grad=True)
+
+    def step(x, y):
+        logits = Tensor(x) @ w
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        return loss, logits.T
+
+    eager_out = [step(xs[i], ys[i].astype(np.uint64)) for i in range(5)]
+    w.grad = None
+    fn = tg.jit(step)
+    kept = [fn(xs[i], ys[i].astype(np.uint64)) for i in range(5)]
+    for (loss, view), (e_loss, e_view) in zip(kept, eager_out):
+        np.testing.assert_array_equal(view.data, e_view.data)
+        np.testing.assert_array_equal(loss.data, e_loss.data)
+    assert "MatMul into" not in [ins.name for ins in next(iter(fn.cache.values())).code]
+
+
 def test_buffers_pass_with_gradients_accumulated_over_calls():
     """No zero_grad between calls: the planned gradient array a leaf still holds is copied before
     the next replay writes it (unshare), so accumulation equals eager bit for bit."""

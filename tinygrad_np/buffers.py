@@ -99,7 +99,8 @@ class _CrossEntropyPlan:
         else:
             np.max(x, axis=1, out=self.m)
         np.subtract(x, self.m_col, out=self.shifted)
-        np.add(self.base, labels, out=self.idx)  # the flat index of each row's label
+        # the flat index of each row's label (uint64 labels would promote to float64 with intp)
+        np.add(self.base, labels.astype(np.intp, copy=False), out=self.idx)
         np.take(self.flat_shifted, self.idx, out=self.picked, mode="clip")  # in range: checked
         np.exp(self.shifted, out=self.probs)
         np.matmul(self.probs, self.ones, out=self.sums)
@@ -188,8 +189,14 @@ def buffers(code: list, outputs: set, meta: dict) -> list:
             i = alias[i]
         return i
 
-    # a group with a returned slot, or delivered twice or to two leaves, keeps fresh arrays
-    refused = {root(i) for i in outputs}
+    # a group with a returned slot, or delivered twice or to two leaves, keeps fresh arrays; so
+    # does what a returned value may be a view of (the inputs of a kernel not planned here, such
+    # as a transpose or a reshape, that made it, and so on back)
+    returned = set(outputs)
+    for ins in reversed(code):
+        if returned.intersection(ins.writes()) and not _makes_new_arrays(ins):
+            returned |= ins.reads()
+    refused = {root(i) for i in returned}
     refused |= {root(i) for i, leaves in delivered.items() if len(leaves) > 1}
     pool = collections.defaultdict(list)  # (shape, dtype) -> arrays free for the next temporary
     array_of: dict[int, np.ndarray] = {}  # root slot -> its array
@@ -235,6 +242,17 @@ def buffers(code: list, outputs: set, meta: dict) -> list:
                         arr = array_of[r]
                         pool[(arr.shape, arr.dtype)].append(arr)
     return out
+
+
+_FRESH = (ops.MatMul, ops.Linear, ops.LinearReLU, ops.CrossEntropy)  # their outputs are new arrays
+
+
+def _makes_new_arrays(ins) -> bool:
+    """True for the kernels whose outputs never view their inputs (the kinds planned here; the
+    inplace pass's write into an input, which the alias groups follow)."""
+    if ins.fn is operator.add:
+        return True
+    return ins.fn in (forward_kernel, vjp_kernel) and isinstance(ins.args[0], _FRESH)
 
 
 def _plan(ins, plannable, take, plans, meta):
