@@ -23,8 +23,8 @@ import operator
 import numpy as np
 
 from . import backend, ops
-from .engine import _accumulate, deliver, vjp_kernel
-from .jit import Instruction, Slot, _LinearInto, _LinearReLUInto, _readers, forward_kernel
+from .engine import accumulate, deliver, vjp_kernel
+from .jit import Instruction, Slot, LinearInto, LinearReLUInto, readers, forward_kernel
 
 __all__ = ["buffers", "adopt", "unshare"]
 
@@ -35,7 +35,7 @@ def adopt(leaf, g: np.ndarray) -> None:
     if leaf.grad is None:
         leaf.grad = g
     else:
-        _accumulate(leaf, g)
+        accumulate(leaf, g)
 
 
 def unshare(leaf, g: np.ndarray) -> None:
@@ -82,17 +82,7 @@ class _CrossEntropyPlan:
         self.flat_shifted = self.shifted.reshape(-1)
 
     def forward(self, x, *, labels):
-        if type(labels) is not np.ndarray:
-            labels = np.asarray(labels)
-        n, c = self.n, self.c
-        if labels.shape != (n,) or labels.dtype.kind not in "iu":
-            raise ValueError(
-                f"cross_entropy: expected integer labels of shape ({n},), got {labels.dtype} "
-                f"{labels.shape}"
-            )
-        # one reduction for both ends: a negative label, seen as unsigned, is >= c too
-        if labels.view(labels.dtype.str.replace("i", "u")).max() >= c:
-            ops._bad_labels(labels, c)
+        labels = ops.check_labels(labels, self.n, self.c)
         if self.by_columns:
             np.copyto(self.t, x.T)
             np.max(self.t, axis=0, out=self.m)
@@ -109,7 +99,7 @@ class _CrossEntropyPlan:
         self.op.probs, self.op.rows, self.op.labels = self.probs, self.rows, labels
         np.log(self.sums, out=self.logs)
         np.subtract(self.logs, self.picked, out=self.logs)
-        return np.asarray(self.logs.sum() / n, dtype=x.dtype)  # the loss: a new array, returned
+        return np.asarray(self.logs.sum() / self.n, dtype=x.dtype)  # the loss: a new array, returned
 
     def vjp_into(self, dx):
         """The gradient kernel writing into dx: g * (softmax(x) - onehot(labels)) / n."""
@@ -126,14 +116,11 @@ class _CrossEntropyPlan:
         return vjp
 
 
-def _relu_into(o, shape=None, dtype=None):
+def _relu_into(shape, dtype, o=None):
     """relu(p) into o (None: into p), as backend.relu: against an array of zeros, made once."""
-    shape, dtype = (o.shape, o.dtype) if o is not None else (shape, dtype)
     zeros = np.zeros(shape, dtype)
     zeros.flags.writeable = False
-    if o is None:
-        return lambda p: np.maximum(p, zeros, out=p)
-    return lambda p: np.maximum(p, zeros, out=o)
+    return lambda p: np.maximum(p, zeros, out=p if o is None else o)
 
 
 def _bias_into(rows):
@@ -170,7 +157,7 @@ def _linear_grads(needs, n, dtype, gx, gw, gb):
 def buffers(code: list, outputs: set, meta: dict) -> list:
     """Rewrite the kernels this module knows to write into arrays made once, shared by liveness.
     meta: slot -> (shape, dtype) of the array it held at capture."""
-    last = {i: ks[-1] for i, ks in _readers(code).items()}
+    last = {i: ks[-1] for i, ks in readers(code).items()}
     delivered = collections.defaultdict(list)  # slot -> the leaves it is delivered to
     for ins in code:
         if ins.fn is deliver and isinstance(ins.args[1], Slot):
@@ -179,9 +166,9 @@ def buffers(code: list, outputs: set, meta: dict) -> list:
     alias = {}  # output slot -> input slot
     for ins in code:
         op = ins.args[0] if ins.fn is forward_kernel else None
-        if isinstance(op, _LinearInto):
+        if isinstance(op, LinearInto):
             alias[ins.outs] = ins.kwargs["product"].i
-        elif isinstance(op, _LinearReLUInto) and op.forward_into:
+        elif isinstance(op, LinearReLUInto) and op.forward_into:
             alias[ins.outs] = ins.kwargs["preact"].i
 
     def root(i):
@@ -272,12 +259,12 @@ def _plan(ins, plannable, take, plans, meta):
         return None
     op, *args = ins.args
     kind = type(op)
-    if ins.fn is forward_kernel and isinstance(op, _LinearReLUInto) and op.forward_into:
+    if ins.fn is forward_kernel and isinstance(op, LinearReLUInto) and op.forward_into:
         preact = ins.kwargs["preact"]  # relu in the dead pre-activation (the inplace pass's)
         if preact.i in meta:
             shp, dtype = meta[preact.i]
-            return _kernel(_relu_into(None, shp, dtype), "LinearReLU into preact", ins, (preact,))
-    if ins.fn is forward_kernel and isinstance(op, _LinearInto) and two_d(ins.kwargs["product"]):
+            return _kernel(_relu_into(shp, dtype), "LinearReLU into preact", ins, (preact,))
+    if ins.fn is forward_kernel and isinstance(op, LinearInto) and two_d(ins.kwargs["product"]):
         shp, dtype = meta[ins.kwargs["product"].i]
         return _kernel(_bias_into(np.empty(shp, dtype)), "Linear into product", ins, (ins.kwargs["product"], args[2]))
     if ins.fn is forward_kernel:
@@ -294,12 +281,17 @@ def _plan(ins, plannable, take, plans, meta):
             o = take(ins.outs)
             product = ins.kwargs.get("product")
             add_bias = _bias_into(np.empty(meta[ins.outs][0], meta[ins.outs][1]))
-            if product is not None:
-                return _kernel(lambda p, b: add_bias(np.copyto(o, p) or o, b), "Linear into", ins, (product, args[2]))
+            if product is not None:  # the product is read again: the sum goes into o
+
+                def linear(p, b):
+                    np.copyto(o, p)
+                    return add_bias(o, b)
+
+                return _kernel(linear, "Linear into", ins, (product, args[2]))
             return _kernel(lambda x, w, b: add_bias(np.matmul(x, w, out=o), b), "Linear into", ins, args)
         if kind is ops.LinearReLU:
             o = take(ins.outs)
-            return _kernel(_relu_into(o), "LinearReLU into", ins, (ins.kwargs["preact"],))
+            return _kernel(_relu_into(o.shape, o.dtype, o), "LinearReLU into", ins, (ins.kwargs["preact"],))
         return None
     # a vjp: args are (g, out, *inputs), outs one slot (or None) per input
     g = args[0]
@@ -307,7 +299,7 @@ def _plan(ins, plannable, take, plans, meta):
         if id(op) not in plans or not plannable(ins.outs[0]):
             return None
         return _kernel(plans[id(op)].vjp_into(take(ins.outs[0])), "vjp CrossEntropy into", ins, (g,))
-    if kind not in (ops.MatMul, ops.Linear, ops.LinearReLU, _LinearInto, _LinearReLUInto):
+    if kind not in (ops.MatMul, ops.Linear, ops.LinearReLU, LinearInto, LinearReLUInto):
         return None
     x, w = args[2], args[3]
     needs = op.needs_grad
@@ -319,7 +311,7 @@ def _plan(ins, plannable, take, plans, meta):
     arrays += [None] * (3 - len(arrays))
     shp, dtype = meta[g.i]
     grads = _linear_grads(needs, shp[0], dtype, *arrays)
-    if kind in (ops.MatMul, ops.Linear, _LinearInto):
+    if kind in (ops.MatMul, ops.Linear, LinearInto):
         return _kernel(grads, f"vjp {kind.__name__} into", ins, (g, x, w))
     mask = np.empty(shp, bool)
     work = None if getattr(op, "vjp_into", False) else np.empty(shp, dtype)  # None: g is dead, ours

@@ -147,7 +147,7 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool) -> None:
     is recorded; a leaf adopts the gradient array that nothing else holds instead of copying it.
     """
     if root._op is None:  # a leaf: its gradient is grad itself
-        captured(_accumulate, root, grad.copy(), effect=True)
+        captured(accumulate, root, grad.copy(), effect=True)
         return
     leaf_grads = walk([root], [grad], backend, retain_graph)
     cap = CAPTURING.now
@@ -251,10 +251,10 @@ def deliver(leaf, g: np.ndarray) -> None:
     ):
         leaf.grad = g
     else:
-        _accumulate(leaf, g)
+        accumulate(leaf, g)
 
 
-def _accumulate(leaf, g: np.ndarray) -> None:
+def accumulate(leaf, g: np.ndarray) -> None:
     """leaf.grad += g, out of place, leaving leaf.grad an array the leaf owns."""
     total = g.copy() if leaf.grad is None else leaf.grad + g
     # a 0-d gradient can arrive as, or sum to, a numpy scalar: .grad stays an ndarray

@@ -288,11 +288,9 @@ class Program:
         results = set(o for o in outputs if isinstance(o, int))
         self.debug_code = None  # the program before buffer planning: what detect_anomaly() runs
         for p in passes:
-            if p == "buffers":
+            if PASSES[p] is buffers:
                 self.debug_code = self.code
-                self.code = buffers(self.code, results, meta or {})
-            else:
-                self.code = PASSES[p](self.code, results)
+            self.code = PASSES[p](self.code, results, meta or {})
         self.free = self._frees(self.code)
         self.debug_code = self.debug_code or self.code
         self.debug_free = self._frees(self.debug_code)
@@ -435,7 +433,7 @@ def _check(ins, value, args) -> None:
 # --- passes: each a function from a program's instructions (and the result slots) to new ones ---
 
 
-def dead_code(code: list, outputs: set) -> list:
+def dead_code(code: list, outputs: set, meta=None) -> list:
     """Drop every instruction that has no effect and whose results nothing later reads."""
     live = set(outputs)
     kept = []
@@ -447,7 +445,7 @@ def dead_code(code: list, outputs: set) -> list:
     return kept
 
 
-def _producers(code) -> dict[int, int]:
+def producers(code) -> dict[int, int]:
     """slot -> the index of the instruction that writes it."""
     return {o: k for k, ins in enumerate(code) for o in ins.writes()}
 
@@ -463,7 +461,7 @@ def _is_rule(ins, name: str) -> bool:
     return ins.fn is forward_kernel and type(ins.args[0]).__name__ == name
 
 
-def cross_entropy(code: list, outputs: set) -> list:
+def cross_entropy(code: list, outputs: set, meta=None) -> list:
     """-log_softmax(x)[arange(n), labels].mean(), the README's plain spelling, and its backward
     (about twenty kernels) into the fused CrossEntropy forward and its one-kernel gradient. The
     arithmetic differs (float32 rounding); labels must then lie in [0, classes), as for
@@ -477,7 +475,7 @@ def cross_entropy(code: list, outputs: set) -> list:
 
 
 def _fuse_cross_entropy(code, k_index, outputs):
-    made = _producers(code)
+    made = producers(code)
 
     def producer(v, name=None):
         if not isinstance(v, Slot) or v.i not in made:
@@ -513,16 +511,16 @@ def _fuse_cross_entropy(code, k_index, outputs):
     if not (isinstance(x, Slot) and fmax.args[0] is not None and fmax.args[0].i == x.i):
         return None
     # loss = -(sum(picked) * (1/n))
-    readers = _readers(code)
-    after = [code[j] for j in readers.get(index.outs, ()) if code[j].fn is forward_kernel]
+    read_by = readers(code)
+    after = [code[j] for j in read_by.get(index.outs, ()) if code[j].fn is forward_kernel]
     if len(after) != 1 or not _is_rule(after[0], "Sum"):
         return None
     sum_all = after[0]
-    after = [code[j] for j in readers.get(sum_all.outs, ()) if code[j].fn is forward_kernel]
+    after = [code[j] for j in read_by.get(sum_all.outs, ()) if code[j].fn is forward_kernel]
     if len(after) != 1 or not _is_rule(after[0], "Mul"):
         return None
     scale = after[0]
-    after = [code[j] for j in readers.get(scale.outs, ()) if code[j].fn is forward_kernel]
+    after = [code[j] for j in read_by.get(scale.outs, ()) if code[j].fn is forward_kernel]
     if len(after) != 1 or not _is_rule(after[0], "Neg"):
         return None
     loss = after[0]
@@ -570,7 +568,7 @@ def _fuse_cross_entropy(code, k_index, outputs):
     return out
 
 
-def _readers(code) -> dict[int, list[int]]:
+def readers(code) -> dict[int, list[int]]:
     found: dict[int, list[int]] = {}
     for k, ins in enumerate(code):
         for i in ins.reads():
@@ -583,7 +581,7 @@ operator_add = operator.add
 # --- in place where a value is dead: the first step of buffer planning ---
 
 
-class _LinearInto(ops.Linear):
+class LinearInto(ops.Linear):
     """Linear's forward adding the bias into the product, which nothing else reads (as hand-written
     numpy does: h = x @ w; h += b). The same arithmetic, bit for bit."""
 
@@ -591,7 +589,7 @@ class _LinearInto(ops.Linear):
         return np.add(product, b, out=product)
 
 
-class _LinearReLUInto(ops.LinearReLU):
+class LinearReLUInto(ops.LinearReLU):
     """LinearReLU with relu taken in place in the dead pre-activation, and the vjp's mask applied
     in place to a dead output gradient; the same arithmetic, bit for bit."""
 
@@ -611,16 +609,16 @@ class _LinearReLUInto(ops.LinearReLU):
         return ops.Linear.vjp(self, xp, g, out, x, w, b)
 
 
-def inplace(code: list, outputs: set) -> list:
+def inplace(code: list, outputs: set, meta=None) -> list:
     """Compute into a buffer that is dead after the instruction, where the kernel's arithmetic
     allows it: Linear adds the bias into its product (fresh from MatMul), LinearReLU takes relu in
     its pre-activation (fresh from Linear) and masks its output gradient (fresh from a vjp) in
     place. A buffer qualifies only if a kernel made it (never an argument or a parameter's data),
     nothing reads it later, and the step does not return it."""
-    readers, producers = _readers(code), _producers(code)
+    read_by, made = readers(code), producers(code)
 
     def made_by(i):
-        k = producers.get(i)
+        k = made.get(i)
         return None if k is None else (code[k].fn, type(_op_of(code[k])))
 
     def dead_after(v, k, kinds, others) -> bool:
@@ -629,7 +627,7 @@ def inplace(code: list, outputs: set) -> list:
         return (
             isinstance(v, Slot)
             and v.i not in outputs
-            and readers[v.i][-1] == k
+            and read_by[v.i][-1] == k
             and made_by(v.i) in kinds
             and not any(isinstance(a, Slot) and a.i == v.i for a in others)
         )
@@ -643,13 +641,13 @@ def inplace(code: list, outputs: set) -> list:
         op = _op_of(ins)
         if ins.fn is forward_kernel and type(op) is ops.Linear:
             if dead_after(ins.kwargs.get("product"), k, fresh_forward, ins.args[1:]):
-                ins = _with_op(ins, _LinearInto(op.needs_grad))
+                ins = _with_op(ins, LinearInto(op.needs_grad))
         elif ins.fn is forward_kernel and type(op) is ops.LinearReLU:
             if dead_after(ins.kwargs.get("preact"), k, fresh_forward, ins.args[1:]):
-                ins = _with_op(ins, _LinearReLUInto(op.needs_grad, True, False))
+                ins = _with_op(ins, LinearReLUInto(op.needs_grad, True, False))
         elif ins.fn is vjp_kernel and type(op) is ops.LinearReLU:
             if dead_after(ins.args[1], k, fresh_vjp, ins.args[2:]):
-                ins = _with_op(ins, _LinearReLUInto(op.needs_grad, False, True))
+                ins = _with_op(ins, LinearReLUInto(op.needs_grad, False, True))
         out.append(ins)
     return out
 
@@ -658,6 +656,7 @@ def _with_op(ins, op):
     return Instruction(ins.fn, (op, *ins.args[1:]), ins.kwargs, ins.outs, ins.effect, ins.name)
 
 
+# each pass: (instructions, result slots, slot -> (shape, dtype)) -> instructions
 PASSES = {"cross_entropy": cross_entropy, "dead_code": dead_code, "inplace": inplace, "buffers": None}
 
 

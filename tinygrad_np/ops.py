@@ -657,6 +657,28 @@ class LinearReLU(Linear):
         return super().vjp(xp, g * (out > 0), out, x, w, b)
 
 
+_UNSIGNED: dict[np.dtype, np.dtype] = {}  # an integer dtype -> the unsigned one of its size
+
+
+def check_labels(labels, n: int, classes: int) -> np.ndarray:
+    """labels as an integer array of shape (n,), each in [0, classes), else ValueError naming the
+    first bad one: cross_entropy's check, in its rule and in the jit's planned kernel."""
+    if type(labels) is not np.ndarray:
+        labels = np.asarray(labels)
+    if labels.shape != (n,) or labels.dtype.kind not in "iu":
+        raise ValueError(
+            f"cross_entropy: expected integer labels of shape ({n},), got {labels.dtype} "
+            f"{labels.shape}"
+        )
+    unsigned = _UNSIGNED.get(labels.dtype)
+    if unsigned is None:
+        unsigned = _UNSIGNED[labels.dtype] = np.dtype(labels.dtype.str.replace("i", "u"))
+    # one reduction for both ends: a negative label, seen as unsigned, is >= classes too
+    if labels.view(unsigned).max() >= classes:
+        _bad_labels(labels, classes)
+    return labels
+
+
 def _bad_labels(labels: np.ndarray, classes: int):
     bad = int(np.flatnonzero((labels < 0) | (labels >= classes))[0])
     raise ValueError(
@@ -683,20 +705,10 @@ class CrossEntropy(Rule):
                 f"cross_entropy: an empty batch (logits of shape {x.shape}) has no mean loss; "
                 f"give at least one row"
             )
-        labels = np.asarray(labels)
-        if labels.shape != (x.shape[0],) or labels.dtype.kind not in "iu":
-            raise ValueError(
-                f"cross_entropy: expected integer labels of shape ({x.shape[0]},), got "
-                f"{labels.dtype} {labels.shape}"
-            )
-        if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
-            _bad_labels(labels, x.shape[1])
+        labels = check_labels(labels, *x.shape)
         shifted = x - xp.row_max(x)
         rows = np.arange(x.shape[0])
-        try:
-            picked = shifted[rows, labels]  # raises for a label >= classes
-        except IndexError:
-            _bad_labels(labels, x.shape[1])
+        picked = shifted[rows, labels]
         probs = np.exp(shifted)
         sums = xp.row_sums(probs)
         probs /= sums[:, None]  # in place: probs is ours
