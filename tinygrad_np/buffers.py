@@ -68,38 +68,38 @@ class _CrossEntropyPlan:
         self.op, self.n, self.c = op, n, c
         self.rows = np.arange(n)
         self.by_columns = n >= 32 and c <= 32  # backend.row_max's choice
-        self.t = np.empty((c, n), dtype)
-        self.m = np.empty(n, dtype)
-        self.shifted = np.empty((n, c), dtype)
-        self.probs = np.empty((n, c), dtype)
-        self.sums = np.empty(n, dtype)
-        self.logs = np.empty(n, dtype)
-        self.picked = np.empty(n, dtype)
+        # one block for all of it: a step runs this right after large matmuls have filled the
+        # caches, and a few contiguous arrays, each reused in place, miss less than nine
+        block = np.empty(2 * n * c + 3 * n, dtype)
+        self.t = block[: n * c].reshape(c, n)  # x transposed, for the row max
+        self.probs = block[n * c : 2 * n * c].reshape(n, c)  # x - max, then exp, then / sums
+        self.m, self.sums, self.picked = block[2 * n * c :].reshape(3, n)
         self.base = np.arange(n, dtype=np.intp) * c  # row i's first element, flat
         self.idx = np.empty(n, np.intp)
         self.ones = backend.constant(1, c, np.dtype(dtype))
         self.m_col, self.sums_col = self.m[:, None], self.sums[:, None]
-        self.flat_shifted = self.shifted.reshape(-1)
+        self.flat_probs = self.probs.reshape(-1)
 
     def forward(self, x, *, labels):
         labels = ops.check_labels(labels, self.n, self.c)
+        probs, sums = self.probs, self.sums
         if self.by_columns:
             np.copyto(self.t, x.T)
             np.max(self.t, axis=0, out=self.m)
         else:
             np.max(x, axis=1, out=self.m)
-        np.subtract(x, self.m_col, out=self.shifted)
+        np.subtract(x, self.m_col, out=probs)  # shifted
         # the flat index of each row's label (uint64 labels would promote to float64 with intp)
         np.add(self.base, labels.astype(np.intp, copy=False), out=self.idx)
-        np.take(self.flat_shifted, self.idx, out=self.picked, mode="clip")  # in range: checked
-        np.exp(self.shifted, out=self.probs)
-        np.matmul(self.probs, self.ones, out=self.sums)
-        np.divide(self.probs, self.sums_col, out=self.probs)
+        np.take(self.flat_probs, self.idx, out=self.picked, mode="clip")  # in range: checked
+        np.exp(probs, out=probs)
+        np.matmul(probs, self.ones, out=sums)
+        np.divide(probs, self.sums_col, out=probs)
         # the rule's residuals too, should its vjp run unplanned (as ops.CrossEntropy leaves them)
-        self.op.probs, self.op.rows, self.op.labels = self.probs, self.rows, labels
-        np.log(self.sums, out=self.logs)
-        np.subtract(self.logs, self.picked, out=self.logs)
-        return np.asarray(self.logs.sum() / self.n, dtype=x.dtype)  # the loss: a new array, returned
+        self.op.probs, self.op.rows, self.op.labels = probs, self.rows, labels
+        np.log(sums, out=sums)
+        np.subtract(sums, self.picked, out=sums)
+        return np.asarray(sums.sum() / self.n, dtype=x.dtype)  # the loss: a new array, returned
 
     def vjp_into(self, dx):
         """The gradient kernel writing into dx: g * (softmax(x) - onehot(labels)) / n."""
