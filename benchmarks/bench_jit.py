@@ -88,37 +88,11 @@ class NumpyAdamMLP(NumpyMLP):
 class NumpyTanhMLP(NumpyMLP):
     """The hand-written MLP with tanh between the layers (d tanh = 1 - tanh^2)."""
 
-    def forward(self, x):
-        acts = [x]
-        for i, (w, b) in enumerate(self.params):
-            h = acts[-1] @ w
-            h += b
-            if i < len(self.params) - 1:
-                np.tanh(h, out=h)
-            acts.append(h)
-        return acts
+    def activate(self, h):
+        np.tanh(h, out=h)
 
-    def step(self, x, y):
-        acts = self.forward(x)
-        logits = acts[-1]
-        n = len(y)
-        rows = np.arange(n)
-        logits -= logits.max(axis=1, keepdims=True)
-        probs = np.exp(logits)
-        sums = probs.sum(axis=1, keepdims=True)
-        loss = float(np.log(sums).sum() - logits[rows, y].sum()) / n
-        probs /= sums
-        probs[rows, y] -= 1.0
-        probs *= 1.0 / n
-        grad, grads = probs, []
-        for i in range(len(self.params) - 1, -1, -1):
-            w, _ = self.params[i]
-            grads.append((acts[i].T @ grad, grad.sum(axis=0)))
-            if i:
-                grad = grad @ w.T
-                grad *= 1 - acts[i] * acts[i]
-        self._update(grads[::-1])
-        return loss
+    def activation_grad(self, grad, a):
+        grad *= 1 - a * a
 
 
 class Numpy:

@@ -29,9 +29,17 @@ class NumpyMLP:
             h = acts[-1] @ w
             h += b
             if i < len(self.params) - 1:
-                np.maximum(h, 0, out=h)
+                self.activate(h)
             acts.append(h)
         return acts
+
+    def activate(self, h: np.ndarray) -> None:
+        """The hidden layers' activation, in place: ReLU."""
+        np.maximum(h, 0, out=h)
+
+    def activation_grad(self, grad: np.ndarray, a: np.ndarray) -> None:
+        """grad times the activation's derivative at output a, in place: the ReLU mask."""
+        grad *= a > 0
 
     def step(self, x: np.ndarray, y: np.ndarray) -> float:
         """One SGD step on a batch; returns the mean cross-entropy before the update."""
@@ -53,7 +61,7 @@ class NumpyMLP:
             grads.append((acts[i].T @ grad, grad.sum(axis=0)))
             if i:
                 grad = grad @ w.T
-                grad *= acts[i] > 0  # ReLU mask from the layer's output
+                self.activation_grad(grad, acts[i])  # from the layer's output
         self._update(grads[::-1])
         return loss
 
@@ -95,15 +103,8 @@ class TunedNumpyMLP(NumpyMLP):
             cache[shape] = np.full(shape, fill, np.float32)
         return cache[shape]
 
-    def forward(self, x):
-        acts = [x]
-        for i, (w, b) in enumerate(self.params):
-            h = acts[-1] @ w
-            h += b
-            if i < len(self.params) - 1:
-                np.maximum(h, self._const(self.zeros, h.shape, 0), out=h)
-            acts.append(h)
-        return acts
+    def activate(self, h):
+        np.maximum(h, self._const(self.zeros, h.shape, 0), out=h)
 
     def step(self, x, y):
         acts = self.forward(x)
@@ -124,6 +125,6 @@ class TunedNumpyMLP(NumpyMLP):
             grads.append((acts[i].T @ grad, ones @ grad))
             if i:
                 grad = grad @ w.T
-                grad *= acts[i] > 0
+                self.activation_grad(grad, acts[i])
         self._update(grads[::-1])
         return loss
